@@ -1,0 +1,315 @@
+"""The one typed configuration of kindml.
+
+Precedence (lowest first): built-in defaults → ``kindml.yaml`` (``--config``,
+``$KINDML_CONFIG`` or ``./kindml.yaml``) → ``KINDML_<SECTION>__<FIELD>``
+environment variables → command-line flags. Every model forbids unknown keys,
+and a validation error names the file (or environment variable, or flag) and
+the field that is wrong.
+
+Loading is explicit (:func:`load_config`); nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kindml.errors import ConfigError
+
+ENV_PREFIX = "KINDML_"
+# KINDML_* variables that are not config fields.
+RESERVED_ENV = {"KINDML_CONFIG", "KINDML_HOME", "KINDML_LOG_LEVEL", "KINDML_NO_PROGRESS", "KINDML_CLUSTER_TESTS"}
+DEFAULT_CONFIG_FILE = "kindml.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DriftSpec(_Strict):
+    """How far generated traffic moves away from the training distribution."""
+
+    amount_shift: float = Field(0.0, ge=-3.0, le=3.0, description="Shift of log(amount), in units of each account's log-amount sigma.")
+    category_shift: float = Field(0.0, ge=0.0, le=1.0, description="Share of the merchant-category mix moved to a drifted mix (0: none, 1: all).")
+    new_merchant_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of transactions at merchants never seen before.")
+
+    @classmethod
+    def from_severity(cls, severity: float) -> DriftSpec:
+        """One knob for the CLI: 0 is no drift, 1 is strong drift on every axis."""
+        if not 0.0 <= severity <= 3.0:
+            raise ConfigError(
+                f"drift severity {severity} is out of range",
+                "Use a value between 0 (no drift) and 3 (extreme); 1 is a strong, realistic drift.",
+            )
+        return cls(
+            amount_shift=round(0.75 * severity, 4),
+            category_shift=round(min(1.0, 0.5 * severity), 4),
+            new_merchant_rate=round(min(1.0, 0.3 * severity), 4),
+        )
+
+    @property
+    def is_zero(self) -> bool:
+        return self.amount_shift == 0 and self.category_shift == 0 and self.new_merchant_rate == 0
+
+
+class CorruptionSpec(_Strict):
+    """Deliberate damage to generated data, to exercise validation."""
+
+    rate: float = Field(0.0, ge=0.0, le=0.5, description="Share of transaction rows damaged.")
+    kinds: list[Literal["null", "out_of_range", "bad_category", "future_timestamp"]] = Field(
+        default_factory=lambda: ["null", "out_of_range", "bad_category", "future_timestamp"]
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one corruption kind is needed")
+        return v
+
+
+class DataConfig(_Strict):
+    source: Literal["generate", "file"] = "generate"
+    path: Path | None = Field(None, description="Bring-your-own data: a folder with transactions.(parquet|csv) and accounts.(parquet|csv).")
+    rows: int = Field(60_000, ge=1_000, le=20_000_000, description="Transactions in the history window.")
+    accounts: int = Field(1_500, ge=50, le=1_000_000)
+    merchants: int = Field(400, ge=20, le=100_000)
+    days: int = Field(60, ge=14, le=730, description="Days of history (features use 30-day windows).")
+    seed: int = Field(42, ge=0)
+    end_date: date | None = Field(None, description="Last day of history; default: today (UTC).")
+    corruption: CorruptionSpec = Field(default_factory=CorruptionSpec)
+    drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor`.")
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> DataConfig:
+        if self.source == "file" and self.path is None:
+            raise ValueError("data.source is 'file' but data.path is not set")
+        return self
+
+
+class ValidationConfig(_Strict):
+    quarantine: bool = Field(False, description="Write bad rows aside and continue instead of failing.")
+    freshness_days: int | None = Field(3, ge=0, description="Newest transaction must be at most this many days old (null: no check).")
+    max_amount: float = Field(25_000.0, gt=0)
+    max_quarantine_fraction: float = Field(0.2, ge=0.0, le=1.0, description="Fail even with quarantine above this share of bad rows.")
+    example_rows: int = Field(5, ge=0, le=100)
+
+
+class FeaturesConfig(_Strict):
+    project: str = Field("kindml", pattern=r"^[a-z][a-z0-9_]{1,30}$")
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_connection: str = Field("", description="host:port of Redis when online_store is redis; empty: kindml starts one.")
+
+
+class TrainConfig(_Strict):
+    workers: int = Field(2, ge=1, le=64, description="Ray Train workers (DDP).")
+    cpus_per_worker: float = Field(1.0, gt=0)
+    epochs: int = Field(6, ge=1, le=500)
+    batch_size: int = Field(512, ge=8, le=65_536)
+    tune_trials: int = Field(4, ge=1, le=200, description="Ray Tune trials (ASHA) before the final fit.")
+    tune_epochs: int = Field(4, ge=1, le=100)
+    seed: int = Field(42, ge=0)
+    test_fraction: float = Field(0.2, gt=0.0, lt=0.5, description="Newest share of the history held out for evaluation.")
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    max_failures: int = Field(1, ge=0, le=10, description="Ray Train worker failures survived by restoring the last checkpoint.")
+
+
+class EvaluateConfig(_Strict):
+    min_roc_auc: float = Field(0.80, ge=0.0, le=1.0, description="Floor: a candidate below it is never promoted.")
+    max_regression: float = Field(0.01, ge=0.0, le=1.0, description="Allowed ROC AUC drop vs the current champion.")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Decision threshold on the fraud score.")
+
+
+class ExportConfig(_Strict):
+    parity_tolerance: float = Field(1e-4, gt=0.0, description="Max abs difference ONNX vs PyTorch.")
+    opset: int = Field(18, ge=13, le=23)
+
+
+class RegistryConfig(_Strict):
+    model_name: str = Field("fraud-detector", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: a SQLite store in the workspace.")
+    champion_alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    experiment: str = "kindml-capstone"
+
+
+class KindmlConfig(_Strict):
+    home: Path = Field(Path(".kindml"), description="Workspace folder ($KINDML_HOME).")
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> KindmlConfig:
+        """Return a copy with dotted-key overrides (``{"train.workers": 3}``) applied and validated."""
+        data = self.model_dump(mode="python")
+        origins: dict[tuple[str, ...], str] = {}
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            keys = tuple(dotted.split("."))
+            _set_path(data, keys, value)
+            origins[keys] = source
+        return _validate(data, origins, default_source=source)
+
+
+def _set_path(data: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    cur = data
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[k] = nxt
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for k, v in data.items():
+        if isinstance(v, Mapping) and v:
+            paths.extend(_leaf_paths(v, (*prefix, str(k))))
+        else:
+            paths.append((*prefix, str(k)))
+    return paths
+
+
+def _origin_of(loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str], default: str) -> str:
+    # the longest recorded prefix of the error location wins
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    return default
+
+
+def _validate(data: dict[str, Any], origins: Mapping[tuple[str, ...], str], default_source: str) -> KindmlConfig:
+    try:
+        return KindmlConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        sources = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            where = _origin_of(loc, origins, default_source)
+            sources.append(where)
+            field = ".".join(loc) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (not a kindml setting)"
+            lines.append(f"{where}: {field}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and not isinstance(err.get("input"), dict) else ""))
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(lines),
+            f"Fix the field(s) above in {', '.join(dict.fromkeys(sources))}. "
+            "`kindml config show` prints every setting and its default.",
+        ) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", "Pass an existing file with --config or unset KINDML_CONFIG.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text", "Save it as UTF-8 YAML.") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", "Check the path and its permissions.") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}", "Fix the YAML syntax (indentation, colons, quotes).") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}", "See `kindml config show` for the expected layout.")
+    return loaded
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        if not all(keys):
+            raise ConfigError(f"environment variable {name}: malformed name", "Use KINDML_<SECTION>__<FIELD>, e.g. KINDML_TRAIN__WORKERS=2.")
+        value: Any = raw
+        stripped = raw.strip()
+        if stripped[:1] in "[{":
+            try:
+                value = json.loads(stripped)
+            except json.JSONDecodeError:
+                raise ConfigError(f"environment variable {name}: not valid JSON: {raw!r}", "Lists and mappings in environment variables are written as JSON.") from None
+        _set_path(data, keys, value)
+        origins[keys] = f"environment variable {name}"
+    return data, origins
+
+
+def find_config_file(explicit: Path | str | None = None, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get("KINDML_CONFIG"):
+        return Path(environ["KINDML_CONFIG"])
+    candidate = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
+    return candidate if candidate.is_file() else None
+
+
+def load_config(
+    path: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+) -> KindmlConfig:
+    """Build the effective config: defaults → file → environment → overrides."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    cfg_file = find_config_file(path, environ, cwd)
+    if cfg_file is not None:
+        file_data = _read_yaml(cfg_file)
+        data = _deep_merge(data, file_data)
+        for leaf in _leaf_paths(file_data):
+            origins[leaf] = str(cfg_file)
+    env_data, env_origins = _env_overrides(environ)
+    data = _deep_merge(data, env_data)
+    origins.update(env_origins)
+    if environ.get("KINDML_HOME"):
+        data["home"] = environ["KINDML_HOME"]
+        origins[("home",)] = "environment variable KINDML_HOME"
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        keys = tuple(dotted.split("."))
+        _set_path(data, keys, value)
+        origins[keys] = "command line"
+    default_source = str(cfg_file) if cfg_file else "built-in defaults"
+    cfg = _validate(data, origins, default_source)
+    base = cwd or Path.cwd()
+    if not cfg.home.is_absolute():
+        cfg = cfg.model_copy(update={"home": (base / cfg.home).resolve()})
+    if cfg.data.path is not None and not cfg.data.path.is_absolute():
+        anchor = cfg_file.parent if cfg_file and ("data", "path") in origins and origins[("data", "path")] == str(cfg_file) else base
+        cfg.data = cfg.data.model_copy(update={"path": (anchor / cfg.data.path).resolve()})
+    return cfg

@@ -1,0 +1,1 @@
+"""Data: the schema, a seeded fraud-transaction generator and loaders for your own files."""

@@ -1,0 +1,1 @@
+"""Feast feature repo and feature engineering."""

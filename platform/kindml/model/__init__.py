@@ -1,0 +1,1 @@
+"""The fraud model: feature assembly, the network, training, evaluation, export and registry."""

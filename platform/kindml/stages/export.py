@@ -1,0 +1,43 @@
+"""Stage ``export``: ONNX with the preprocessing spec inside, checked for parity with PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kindml.config import KindmlConfig
+from kindml.errors import ExportError
+from kindml.model.export import check_parity, export_onnx
+from kindml.model.net import load_model
+from kindml.model.preprocess import Assembler, PreprocessingSpec, frame_columns
+
+PARITY_ROWS = 2_000
+
+
+def run(cfg: KindmlConfig, model_dir: Path, holdout_dir: Path, out_dir: Path) -> dict[str, Any]:
+    import onnx
+
+    spec = PreprocessingSpec.load(model_dir / "preprocessing.json")
+    net = load_model(model_dir / "model.pt")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    export_onnx(net, len(spec.inputs), onnx_path, cfg.export.opset)
+    # the preprocessing spec also travels inside the ONNX file (metadata_props)
+    model = onnx.load(str(onnx_path))
+    onnx.helper.set_model_props(model, {"kindml.preprocessing": spec.to_json(), "kindml.inputs": ",".join(spec.inputs)})
+    onnx.save(model, str(onnx_path))
+    shutil.copy2(model_dir / "preprocessing.json", out_dir / "preprocessing.json")
+    holdout = pd.read_parquet(holdout_dir / "holdout.parquet").head(PARITY_ROWS)
+    x = Assembler(spec).transform(frame_columns(holdout))
+    parity = check_parity(net, onnx_path, x, cfg.export.parity_tolerance, cfg.export.opset)
+    (out_dir / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2), encoding="utf-8")
+    if not parity.passed:
+        raise ExportError(
+            f"ONNX parity check failed: max abs error {parity.max_abs_error:.3g} > tolerance {parity.tolerance:.3g} on {parity.rows} rows",
+            "Raise export.parity_tolerance only if the difference is understood; otherwise check the exporter opset.",
+        )
+    return {"onnx_path": str(onnx_path), "parity": parity.to_dict()}
