@@ -83,7 +83,7 @@ class DataConfig(_Strict):
     merchants: int = Field(400, ge=20, le=100_000)
     days: int = Field(60, ge=14, le=730, description="Days of history (features use 30-day windows).")
     seed: int = Field(42, ge=0)
-    end_date: date | None = Field(None, description="Last day of history; default: today (UTC).")
+    end_date: date | None = Field(None, description="Last day of history; default: yesterday (the last complete UTC day).")
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec)
     drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor`.")
 

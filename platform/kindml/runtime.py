@@ -45,3 +45,25 @@ class RuntimeEnv(BaseModel):
             redis_connection=redis_connection or cfg.features.redis_connection,
             git_commit=git_commit,
         )
+
+    @classmethod
+    def kind(cls, environ: dict[str, str] | None = None) -> RuntimeEnv:
+        """The in-cluster defaults (services created by manifests/), overridable by pod env."""
+        import os
+
+        e = os.environ if environ is None else environ
+        return cls(
+            target="kind",
+            workspace=e.get("KINDML_WORKSPACE", "/tmp/kindml"),
+            mlflow_tracking_uri=e.get("MLFLOW_TRACKING_URI", "http://mlflow.kindml.svc:5000"),
+            mlflow_artifact_root=None,
+            feature_repo=e.get("KINDML_FEATURE_REPO", "/tmp/kindml/features"),
+            online_store="redis",
+            redis_connection=e.get("KINDML_REDIS", "redis.kindml.svc:6379"),
+            git_commit=e.get("KINDML_GIT_COMMIT", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RuntimeEnv:
+        """What components receive: the driver's JSON, or (empty) the in-cluster defaults."""
+        return cls.model_validate_json(text) if text.strip() else cls.kind()

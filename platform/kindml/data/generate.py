@@ -239,8 +239,8 @@ def _pick_merchant(rng: np.random.Generator, merchant_cat: np.ndarray, cat: np.n
 
 
 def end_of_history(end_date: date | None) -> datetime:
-    """Midnight UTC after ``end_date`` (default: today, UTC)."""
-    d = end_date or datetime.now(UTC).date()
+    """Midnight UTC after ``end_date`` (default: yesterday, the last complete UTC day, so no row lies in the future)."""
+    d = end_date or (datetime.now(UTC).date() - timedelta(days=1))
     return datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1)
 
 

@@ -108,3 +108,15 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(path)
+
+
+def write_table(df: pd.DataFrame, path: Path) -> Path:
+    """Write parquet or CSV (by suffix), atomically."""
+    if path.suffix == ".csv":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        df.to_csv(tmp, index=False)
+        tmp.replace(path)
+    else:
+        write_parquet(df, path)
+    return path

@@ -1,0 +1,3 @@
+from kindml.components.export.component import export
+
+__all__ = ["export"]

@@ -1,0 +1,3 @@
+from kindml.components.features.component import features
+
+__all__ = ["features"]

@@ -1,0 +1,3 @@
+from kindml.components.ingest.component import ingest
+
+__all__ = ["ingest"]

@@ -1,0 +1,3 @@
+from kindml.components.register.component import register
+
+__all__ = ["register"]

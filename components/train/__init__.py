@@ -1,0 +1,3 @@
+from kindml.components.train.component import train
+
+__all__ = ["train"]

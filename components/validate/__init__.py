@@ -1,0 +1,3 @@
+from kindml.components.validate.component import validate
+
+__all__ = ["validate"]

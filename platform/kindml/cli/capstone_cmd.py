@@ -1,0 +1,99 @@
+"""`kindml capstone`: run the capstone pipeline on the embedded default (kfp.local)."""
+
+from __future__ import annotations
+
+import typer
+
+from kindml.cli.common import OUTPUT_OPTION, Output, emit, parse_set_options, progress_enabled, state
+
+
+def _text_summary(s: dict) -> str:
+    lines = [f"run {s['run_id']}: {s['status']} in {s.get('seconds')} s"]
+    for name, info in s["stages"].items():
+        secs = info.get("seconds")
+        lines.append(f"  {name:<9} {info['status']:<10} {'' if secs is None else f'{secs:7.1f} s'}")
+    m = s.get("metrics") or {}
+    if "roc_auc" in m:
+        lines.append(f"ROC AUC {m['roc_auc']:.4f}  PR AUC {m.get('pr_auc', float('nan')):.4f}")
+    v = s.get("validation") or {}
+    if v.get("quarantined_rows"):
+        lines.append(f"quarantined rows: {v['quarantined_rows']} (written aside, see the validation report)")
+    model = s.get("model")
+    if model:
+        promoted = f"promoted to @{model['alias']}" if model.get("promoted") else "registered, NOT promoted (gate)"
+        lines.append(f"model {model['name']} v{model['version']} {promoted}")
+        lines.append(f"onnx: {model['onnx_path']}")
+    lines.append(f"summary: {s['run_dir']}/summary.json")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("capstone")
+    def capstone(
+        rows: int = typer.Option(None, help="Transactions to generate (default 60000)."),
+        days: int = typer.Option(None, help="Days of history (default 60)."),
+        seed: int = typer.Option(None, help="Seed for data, tuning and training (default 42)."),
+        drift: float = typer.Option(None, help="Drift severity 0..3 of the live traffic used by monitoring."),
+        corrupt: float = typer.Option(None, help="Share of rows to damage on purpose (validation must catch it), e.g. 0.05."),
+        quarantine: bool = typer.Option(None, "--quarantine/--no-quarantine", help="Quarantine bad rows (written aside, counted) instead of failing."),
+        workers: int = typer.Option(None, help="Ray Train workers (default 2)."),
+        epochs: int = typer.Option(None, help="Epochs of the final fit."),
+        tune_trials: int = typer.Option(None, help="Ray Tune trials."),
+        min_roc_auc: float = typer.Option(None, help="Evaluation gate floor."),
+        data: str = typer.Option(None, "--data", help="Bring your own data: a folder with transactions and accounts (parquet or CSV)."),
+        set_: list[str] = typer.Option(None, "--set", help="Any config field, e.g. --set train.batch_size=1024 (repeatable)."),
+        resume: str = typer.Option(None, "--resume", help="Re-run RUN_ID with its saved parameters, reusing completed stages."),
+        run_id: str = typer.Option(None, "--run-id", help="Name the run (default: capstone-<time>-<random>)."),
+        output: Output = OUTPUT_OPTION,
+    ) -> None:
+        """Run ingest → validate → features → train → evaluate → export → register with kfp.local.
+
+        Writes .kindml/runs/<run_id>/summary.json and prints where it is. Exit
+        code 0 on success; 4 when validation stops the run (the report path is
+        printed); other non-zero codes name the failing stage.
+        """
+        from kindml.errors import UsageError
+        from kindml.pipeline.local import run_capstone
+
+        overrides = parse_set_options(set_)
+        overrides.update({
+            "data.rows": rows, "data.days": days, "data.seed": seed, "data.drift": drift,
+            "data.corruption.rate": corrupt, "validation.quarantine": quarantine, "train.workers": workers,
+            "train.epochs": epochs, "train.tune_trials": tune_trials, "evaluate.min_roc_auc": min_roc_auc,
+        })
+        if seed is not None:
+            overrides["train.seed"] = seed
+        if data is not None:
+            overrides.update({"data.source": "file", "data.path": data})
+        if resume and any(v is not None for k, v in overrides.items()):
+            raise UsageError("--resume re-uses the run's saved parameters; other options cannot change them", "Drop the other options, or start a new run.")
+        if run_id is not None and ("/" in run_id or run_id.startswith(".") or not run_id.strip()):
+            raise UsageError(f"--run-id {run_id!r} is not a valid name", "Use letters, digits, '-' and '_'.")
+        cfg = state().config(overrides)
+        if cfg.data.source == "file" and cfg.data.path is not None and not cfg.data.path.is_dir():
+            raise UsageError(f"--data {cfg.data.path} is not a folder", "Pass a folder holding transactions.(parquet|csv) and accounts.(parquet|csv).")
+        ws = state().workspace(cfg)
+        verbose = state().verbose > 0
+        show = progress_enabled(output) and not verbose
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from kindml.cli.common import stderr_console
+            from kindml.pipelines.capstone import STAGES
+
+            progress = Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total} stages"),
+                                TimeElapsedColumn(), console=stderr_console(), transient=False)
+            bar = progress.add_task("starting", total=len(STAGES))
+
+            def on_event(stage: str, event: str, secs: float | None) -> None:
+                if event == "start":
+                    progress.update(bar, description=f"{stage}")
+                else:
+                    progress.advance(bar)
+                    progress.console.print(f"  {stage:<9} {event:<10} {'' if secs is None else f'{secs:.1f} s'}")
+
+            with progress:
+                summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event)
+        else:
+            summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), echo_logs=verbose)
+        emit(summary, output, _text_summary(summary))

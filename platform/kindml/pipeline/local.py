@@ -1,0 +1,316 @@
+"""Run the capstone on the embedded default with kfp.local (SubprocessRunner).
+
+kfp.local runs each component in a subprocess of this interpreter and prints
+the task logs to ``sys.stdout``. The driver captures that stream into the
+run's ``logs/pipeline.log``, turns "Executing task"/"finished with status"
+lines into progress and per-stage timings, and writes
+``.kindml/runs/<run_id>/summary.json``.
+
+Caching is on with a cache root per run: a fresh run computes everything,
+``--resume RUN_ID`` re-runs the same parameters and reuses every stage that
+completed (register is never cached: it is the one stage with an external
+side effect, and it only creates a version after all its files are logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from kindml.config import KindmlConfig
+from kindml.errors import KindmlError, PipelineFailed, UsageError, ValidationFailed
+from kindml.runtime import RuntimeEnv
+from kindml.workspace import Workspace, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '?(?P<task>[\w-]+)'?")
+_END = re.compile(r"Task '?(?P<task>[\w-]+)'? finished with status (?P<status>\w+)")
+_HIT = re.compile(r"Task '?(?P<task>[\w-]+)'? cache hit")
+
+ProgressFn = Callable[[str, str, float | None], None]  # (stage, event: start|succeeded|failed|cached, seconds)
+
+
+def pipeline_params(cfg: KindmlConfig, env: RuntimeEnv, run_id: str) -> dict[str, Any]:
+    """The capstone's parameters from the effective config."""
+    return {
+        "config_json": cfg.model_dump_json(),
+        "env_json": env.model_dump_json(),
+        "run_id": run_id,
+        "rows": cfg.data.rows,
+        "days": cfg.data.days,
+        "seed": cfg.data.seed,
+        "corruption_rate": cfg.data.corruption.rate,
+        "quarantine": cfg.validation.quarantine,
+        "workers": cfg.train.workers,
+        "epochs": cfg.train.epochs,
+        "tune_trials": cfg.train.tune_trials,
+        "min_roc_auc": cfg.evaluate.min_roc_auc,
+    }
+
+
+@dataclass
+class StageClock:
+    on_event: ProgressFn | None = None
+    started: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def line(self, raw: str) -> None:
+        text = _ANSI.sub("", raw)
+        now = time.perf_counter()
+        if m := _START.search(text):
+            task = m.group("task")
+            self.started[task] = now
+            if task not in self.order:
+                self.order.append(task)
+            self.stages[task] = {"status": "running", "seconds": None}
+            self._emit(task, "start", None)
+        elif m := _HIT.search(text):
+            task = m.group("task")
+            self.stages[task] = {"status": "cached", "seconds": 0.0}
+            self._emit(task, "cached", 0.0)
+        elif m := _END.search(text):
+            task = m.group("task")
+            status = m.group("status").lower()
+            secs = round(now - self.started.get(task, now), 2)
+            if self.stages.get(task, {}).get("status") == "cached":
+                status = "cached"
+                secs = 0.0
+            self.stages[task] = {"status": {"success": "succeeded", "failure": "failed"}.get(status, status), "seconds": secs}
+            self._emit(task, self.stages[task]["status"], secs)
+
+    def _emit(self, task: str, event: str, secs: float | None) -> None:
+        if self.on_event is not None:
+            self.on_event(task, event, secs)
+
+
+class _Tee(io.TextIOBase):
+    """A stdout stand-in: every line goes to the log file and the stage clock (and optionally on)."""
+
+    def __init__(self, logfile: TextIO, clock: StageClock, echo: TextIO | None) -> None:
+        self._log = logfile
+        self._clock = clock
+        self._echo = echo
+        self._buf = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self._log.write(s)
+        if self._echo is not None:
+            self._echo.write(s)
+        self._buf += s
+        while "\n" in self._buf:
+            line, self._buf = self._buf.split("\n", 1)
+            self._clock.line(line)
+        return len(s)
+
+    def flush(self) -> None:
+        self._log.flush()
+        if self._echo is not None:
+            self._echo.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _capture(path: Path, clock: StageClock, echo: bool) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        tee = _Tee(fh, clock, sys.stderr if echo else None)
+        old = sys.stdout
+        sys.stdout = tee  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            tee.flush()
+            sys.stdout = old
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _find_one(root: Path, pattern: str) -> Path | None:
+    hits = sorted(root.rglob(pattern), key=lambda p: p.stat().st_mtime)
+    return hits[-1] if hits else None
+
+
+def _read_json(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stages: tuple[str, ...]) -> dict[str, Any]:
+    kfp_root = run_dir / "kfp"
+    summary = dict(base)
+    summary["stages"] = {s: clock.stages.get(s, {"status": "not_run", "seconds": None}) for s in stages}
+    metrics = _read_json(_find_one(kfp_root, "evaluation/metrics.json")) or {}
+    gate = _read_json(_find_one(kfp_root, "evaluation/gate.json"))
+    ingest = _read_json(_find_one(kfp_root, "raw/ingest.json"))
+    validation = _read_json(_find_one(kfp_root, "validation/summary.json"))
+    registered = _read_json(_find_one(kfp_root, "registered/registered.json"))
+    train_report = _read_json(_find_one(kfp_root, "model/train_report.json"))
+    summary["metrics"] = {k: metrics[k] for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece", "rows", "positives") if k in metrics}
+    if train_report:
+        summary["metrics"]["val_auc"] = train_report.get("val_auc")
+        summary["training"] = {"best_params": train_report.get("best_params"), "trials": len(train_report.get("trials") or []),
+                               "mlflow_run_id": train_report.get("mlflow_run_id"), "seconds": train_report.get("seconds")}
+    summary["gate"] = gate
+    summary["data"] = {k: ingest[k] for k in ("rows", "accounts", "fraud_rate", "content_hash", "window_start", "window_end") if k in ingest} if ingest else None
+    summary["validation"] = validation
+    summary["model"] = (
+        {"name": registered["name"], "version": registered["version"], "promoted": registered["promoted"], "alias": registered["alias"],
+         "model_uri": registered["model_uri"], "onnx_path": registered["onnx_path"]}
+        if registered else None
+    )
+    return summary
+
+
+def run_capstone(
+    cfg: KindmlConfig,
+    ws: Workspace,
+    run_id: str | None = None,
+    resume: bool = False,
+    on_event: ProgressFn | None = None,
+    echo_logs: bool = False,
+    env_overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the capstone with kfp.local; returns the summary (also written to summary.json).
+
+    Raises the failing stage's :class:`KindmlError` (e.g. ValidationFailed)
+    after the summary with ``status: failed`` has been written.
+    """
+    from kindml.pipelines.capstone import STAGES
+
+    ws.ensure()
+    if resume:
+        if not run_id:
+            raise UsageError("--resume needs a run id", "See `kindml runs list`.")
+        run_dir = ws.run_dir(run_id)
+        params_file = run_dir / "params.json"
+        if not params_file.is_file():
+            raise UsageError(f"run {run_id!r} has no saved parameters in {run_dir}", "Only runs started by `kindml capstone` can be resumed; see `kindml runs list`.")
+        params = json.loads(params_file.read_text(encoding="utf-8"))
+    else:
+        run_id = run_id or ws.new_run_id()
+        run_dir = ws.run_dir(run_id)
+        if (run_dir / "params.json").exists():
+            raise UsageError(f"run {run_id!r} already exists", f"Resume it with `kindml capstone --resume {run_id}` or pick a new id.")
+        env = RuntimeEnv.local(cfg, ws, git_commit=git_commit(), **(env_overrides or {}))
+        params = pipeline_params(cfg, env, run_id)
+        atomic_write_json(run_dir / "params.json", params)
+    started = datetime.now(UTC)
+    base = {
+        "run_id": run_id, "target": "local", "pipeline": "capstone", "status": "running",
+        "started": started.isoformat(), "finished": None, "seconds": None, "run_dir": str(run_dir),
+        "params": {k: v for k, v in params.items() if k not in ("config_json", "env_json")},
+    }
+    clock = StageClock(on_event=on_event)
+    atomic_write_json(run_dir / "summary.json", collect_summary(run_dir, base, clock, STAGES))
+    # stale failure notes of an interrupted attempt must not be mistaken for this one
+    for old in (run_dir / "errors").glob("*.json") if (run_dir / "errors").is_dir() else []:
+        old.unlink()
+
+    import kfp.local
+    from kfp.local import SubprocessRunner
+
+    from kindml.pipelines.capstone import capstone
+
+    kfp.local.init(
+        runner=SubprocessRunner(use_venv=False),
+        pipeline_root=str(run_dir / "kfp"),
+        raise_on_error=True,
+        enable_caching=True,
+        cache_root=str(run_dir / "cache"),
+    )
+    t0 = time.perf_counter()
+    failure: BaseException | None = None
+    result: dict[str, Any] | None = None
+    old_env = {k: os.environ.get(k) for k in ("KINDML_RUN_DIR", "PYTHONWARNINGS", "RAY_AUTH_MODE")}
+    os.environ["KINDML_RUN_DIR"] = str(run_dir)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # kfp warns that our base image is not a python image; locally the SubprocessRunner uses this interpreter on purpose
+            warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+            # resource requests are for the cluster; the local runner ignores them by design
+            warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+            with _capture(run_dir / "logs" / "pipeline.log", clock, echo_logs):
+                task = capstone(**params)
+        result = json.loads(task.output) if isinstance(task.output, str) else None
+    except BaseException as exc:  # noqa: BLE001 - summarized below, then re-raised
+        failure = exc
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    base["finished"] = datetime.now(UTC).isoformat()
+    base["seconds"] = round(time.perf_counter() - t0, 2)
+    base["log"] = str(run_dir / "logs" / "pipeline.log")
+    if failure is None:
+        base["status"] = "succeeded"
+        summary = collect_summary(run_dir, base, clock, STAGES)
+        if result and summary.get("model") is None:
+            summary["model"] = result
+        atomic_write_json(run_dir / "summary.json", summary)
+        return summary
+    # failed or interrupted
+    for name, info in clock.stages.items():
+        if info["status"] == "running":
+            info["status"] = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
+    err = _stage_error(run_dir)
+    base["status"] = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
+    summary = collect_summary(run_dir, base, clock, STAGES)
+    failed_stage = next((s for s, i in summary["stages"].items() if i["status"] in ("failed", "interrupted")), None)
+    summary["failed_stage"] = failed_stage
+    summary["error"] = err
+    if failed_stage == "validate":
+        report = _find_one(run_dir / "kfp", "validation/validation.md")
+        if report is not None:
+            summary["validation_report"] = str(report)
+            summary["validation_report_html"] = str(report.with_suffix(".html"))
+    atomic_write_json(run_dir / "summary.json", summary)
+    if isinstance(failure, KeyboardInterrupt):
+        raise failure
+    hint_resume = f"Fix the cause, then `kindml capstone --resume {run_id}` reuses the completed stages."
+    if err is not None:
+        if failed_stage == "validate":
+            raise ValidationFailed(err["message"], (err.get("hint") or "") + f" Summary: {run_dir / 'summary.json'}")
+        exc = KindmlError(f"stage {failed_stage} failed: {err['message']}", err.get("hint") or hint_resume)
+        exc.exit_code = int(err.get("exit_code") or PipelineFailed.exit_code)
+        raise exc
+    raise PipelineFailed(
+        f"the pipeline failed at stage {failed_stage or '?'}: {type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else ''}",
+        f"See the log {run_dir / 'logs' / 'pipeline.log'}. {hint_resume}",
+    )
+
+
+def _stage_error(run_dir: Path) -> dict[str, Any] | None:
+    errs = sorted((run_dir / "errors").glob("*.json"), key=lambda p: p.stat().st_mtime) if (run_dir / "errors").is_dir() else []
+    return json.loads(errs[-1].read_text(encoding="utf-8")) if errs else None

@@ -1,0 +1,43 @@
+"""Rebuild the config and runtime a component runs with from its JSON parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kindml.config import KindmlConfig
+from kindml.runtime import RuntimeEnv
+
+
+def load(config_json: str, env_json: str = "", **overrides: Any) -> tuple[KindmlConfig, RuntimeEnv]:
+    """``config_json`` is the effective config (or ``{}`` for defaults); keyword overrides are dotted keys with ``__`` for ``.``."""
+    base = KindmlConfig.model_validate(json.loads(config_json or "{}"))
+    dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+    cfg = base.with_overrides(dotted, source="pipeline parameter") if dotted else base
+    env = RuntimeEnv.from_json(env_json)
+    from pathlib import Path
+
+    for sub in ("tmp",):
+        (Path(env.workspace) / sub).mkdir(parents=True, exist_ok=True)
+    return cfg, env
+
+
+def record_failure(stage: str, exc: BaseException) -> None:
+    """Leave a machine-readable failure note for the local driver ($KINDML_RUN_DIR/errors/<stage>.json).
+
+    On a cluster the variable is unset and the exception (message + hint) is
+    the task's log, as KFP users expect.
+    """
+    import os
+    from pathlib import Path
+
+    from kindml.errors import KindmlError
+
+    run_dir = os.environ.get("KINDML_RUN_DIR")
+    if not run_dir:
+        return
+    payload = exc.to_dict() if isinstance(exc, KindmlError) else {"error": type(exc).__name__, "message": str(exc), "hint": ""}
+    payload["exit_code"] = getattr(exc, "exit_code", 1)
+    path = Path(run_dir) / "errors" / f"{stage}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
