@@ -96,3 +96,9 @@ class ClusterError(KindmlError):
     """A cluster operation failed."""
 
     exit_code = 11
+
+
+class BenchmarkError(KindmlError):
+    """The benchmark suite was asked for something it cannot do (unknown model, no CUDA, ...)."""
+
+    exit_code = 12

@@ -24,6 +24,8 @@ _MODULES = (
     "kindml.cli.data_cmd",
     "kindml.cli.runs_cmd",
     "kindml.cli.models_cmd",
+    "kindml.cli.serve_cmd",
+    "kindml.cli.cluster_cmd",
 )
 
 HELP = """kindml: a Kubeflow-based ML platform kit for your laptop.

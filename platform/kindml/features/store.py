@@ -85,20 +85,25 @@ def historical_features(store: Any, entity_df: pd.DataFrame, service: str) -> pd
     if "transaction_id" not in entity_df.columns or not entity_df["transaction_id"].is_unique:
         raise DataError("the entity dataframe needs a unique transaction_id column", "Deduplicate transactions first.")
     fs = store.get_feature_service(service)
-    job = store.get_historical_features(entity_df=entity_df, features=fs, full_feature_names=False)
-    out = job.to_df()
-    # Feast's file offline store DROPS an entity row whose key has feature rows
-    # but none inside the TTL (a key with no rows at all gets NaN). Online, both
-    # cases answer "unknown". Restore the dropped rows with missing features so
-    # training sees what serving will see, and nothing disappears silently.
-    missing = ~entity_df["transaction_id"].isin(out["transaction_id"])
-    restored = int(missing.sum())
-    if restored:
-        out = pd.concat([out, entity_df.loc[missing]], ignore_index=True)
-    order = pd.Series(range(len(entity_df)), index=entity_df["transaction_id"].to_numpy())
-    out = out.assign(_order=order.loc[out["transaction_id"].to_numpy()].to_numpy()).sort_values("_order").drop(columns="_order")
+    # Feast's file offline store DROPS an entity row when one view has rows for
+    # its key but none inside the TTL, and it drops the WHOLE row, losing the
+    # other views' features too. Online, the same case answers "unknown" for
+    # that view only. So join one view at a time, put the dropped rows back
+    # with missing features for that view, and merge: training sees what
+    # serving will see, and nothing disappears silently.
+    base = entity_df.reset_index(drop=True)
+    out = base.copy()
+    restored = 0
+    for projection in fs.feature_view_projections:
+        refs = [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
+        keys = [c for c in store.get_feature_view(projection.name).join_keys]
+        part = store.get_historical_features(entity_df=base[["transaction_id", "event_timestamp", *keys]], features=refs, full_feature_names=False).to_df()
+        missing = ~base["transaction_id"].isin(part["transaction_id"])
+        restored = max(restored, int(missing.sum()))
+        cols = [f.name for f in projection.features]
+        out = out.merge(part[["transaction_id", *cols]], on="transaction_id", how="left")
     out.attrs["restored_rows"] = restored
-    return out.reset_index(drop=True)
+    return out
 
 
 def materialize(store: Any, start: datetime, end: datetime) -> None:

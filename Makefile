@@ -1,0 +1,63 @@
+# kindml: the two commands of the README are `make demo` and `make test`.
+# Both set everything up first (idempotent: a second run only re-checks).
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := prometheus redis-server
+# torch first, pinned: anything that lets pip choose a newer torch pulls GBs of CUDA
+TORCH  := torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps venv demo test test-unit test-local bench compile lint clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+system-deps:  ## Debian packages: prometheus (+promtool) and redis-server
+	@missing=""; for p in prometheus promtool redis-server; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$(APT_PACKAGES) (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+	@# Debian starts these as services on some systems; kindml runs its own on free ports
+	@command -v prometheus >/dev/null && command -v redis-server >/dev/null
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench]'
+	$(BIN)/python -m pip check
+	@touch $@
+
+venv: $(VENV)/.installed
+
+setup: system-deps venv  ## system packages + virtualenv with the pinned stack
+
+demo: setup  ## set up, then run the capstone on the embedded default
+	$(BIN)/kindml capstone
+
+test: setup  ## set up, then run the test suite (unit + local; cluster tests skip without docker/kind)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-local: setup
+	$(BIN)/python -m pytest -m local $(PYTEST_ARGS)
+
+bench: setup  ## the quick ONNX Runtime benchmark suite
+	$(BIN)/kindml bench --suite quick
+
+compile: venv  ## KFP IR YAML of every pipeline into build/pipelines
+	$(BIN)/kindml pipeline compile --out build/pipelines
+
+lint: venv
+	$(BIN)/ruff check platform components pipelines tests benchmarks
+
+clean:  ## remove build outputs (keeps the venv and the .kindml workspace)
+	rm -rf build dist *.egg-info .pytest_cache

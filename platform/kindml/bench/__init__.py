@@ -1,0 +1,22 @@
+"""The ONNX Runtime optimisation and quantisation benchmark suite (``kindml bench``).
+
+Three models (the capstone's fraud MLP, a small CNN on scikit-learn's digits,
+all-MiniLM-L6-v2) are measured as PyTorch eager, ORT FP32 at three graph
+optimisation levels, ORT INT8 (dynamic, static QDQ, static QOperator), FP16 and
+TensorRT, each with a correctness measure against the FP32 reference. All
+variants of one model are measured in the same process, interleaved, so ratios
+are fair.
+
+Modules: :mod:`~kindml.bench.machine` (CPU, ISA flags, ORT build),
+:mod:`~kindml.bench.providers` (which variants can run where),
+:mod:`~kindml.bench.models` and its builders (:mod:`~kindml.bench.fraud`,
+:mod:`~kindml.bench.digits`, :mod:`~kindml.bench.minilm`),
+:mod:`~kindml.bench.variants` (building ONNX variants and sessions),
+:mod:`~kindml.bench.measure` (timing and statistics),
+:mod:`~kindml.bench.quality` (correctness metrics), :mod:`~kindml.bench.schema`
+(the result schema), :mod:`~kindml.bench.report` (JSON, markdown, plots),
+:mod:`~kindml.bench.suite` (orchestration) and :mod:`~kindml.bench.quantize`
+(the capstone's optional quantize step).
+
+Importing this package does no work.
+"""

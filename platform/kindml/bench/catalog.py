@@ -1,0 +1,97 @@
+"""The names the suite knows: models, variants, suites, devices (pure data, no imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MODELS: tuple[str, ...] = ("fraud_mlp", "digits_cnn", "minilm_l6")
+SUITES: tuple[str, ...] = ("quick", "full")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+CPU_EP = "CPUExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+TRT_EP = "TensorrtExecutionProvider"
+TORCH_CPU = "torch-cpu"
+TORCH_CUDA = "torch-cuda"
+
+Weights = Literal["fp32", "int8_dynamic", "int8_qdq", "int8_qop", "int8_qdq_symmetric", "fp16"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    runtime: Literal["torch", "ort", "trt"]
+    weights: Weights  # which ONNX file the variant runs (torch: the eager module)
+    precision: Literal["fp32", "int8", "fp16"]
+    opt_level: Literal["basic", "extended", "all"] | None
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("torch_eager", "torch", "fp32", "fp32", None, "PyTorch eager, inference_mode (the baseline users start from)"),
+        Variant("ort_fp32_basic", "ort", "fp32", "fp32", "basic", "ORT FP32, graph optimisation level basic"),
+        Variant("ort_fp32_extended", "ort", "fp32", "fp32", "extended", "ORT FP32, graph optimisation level extended"),
+        Variant("ort_fp32_all", "ort", "fp32", "fp32", "all", "ORT FP32, graph optimisation level all (ORT's default; the FP32 baseline)"),
+        Variant("ort_int8_dynamic", "ort", "int8_dynamic", "int8", "all", "ORT INT8 dynamic quantisation (weights per-channel S8, activations quantised at run time)"),
+        Variant("ort_int8_static_qdq", "ort", "int8_qdq", "int8", "all", "ORT INT8 static, QDQ format, per-channel S8S8, MinMax calibration on real samples"),
+        Variant("ort_int8_static_qop", "ort", "int8_qop", "int8", "all", "ORT INT8 static, QOperator format (U8S8, per-channel): a reference only"),
+        Variant("ort_fp16", "ort", "fp16", "fp16", "all", "ORT FP16 weights and compute (I/O kept FP32); a GPU variant"),
+        Variant("trt_fp16", "trt", "fp32", "fp16", None, "TensorRT EP with FP16 enabled, engine cache on"),
+        Variant("trt_int8", "trt", "int8_qdq_symmetric", "int8", None, "TensorRT EP, explicit INT8 from a symmetric QDQ model, engine cache on"),
+    )
+}
+
+# The variant every speed-up is measured against (same model, provider family, batch).
+BASELINE_VARIANT = "ort_fp32_all"
+BASELINE_PROVIDER = {TORCH_CPU: CPU_EP, CPU_EP: CPU_EP, TORCH_CUDA: CUDA_EP, CUDA_EP: CUDA_EP, TRT_EP: CUDA_EP}
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    name: str
+    batches: tuple[int, ...]
+    repeats: int  # timed blocks per (variant, batch); >= 5
+    warmup: int  # untimed calls per (variant, batch) before timing
+    min_block_ms: float  # a timed block runs enough calls to last at least this long
+    max_calls_per_block: int
+    cv_threshold: float  # a measurement with a higher coefficient of variation is flagged noisy
+    variants: tuple[str, ...]  # CPU variants; GPU ones are chosen by providers.plan
+    minilm_sentences: int  # size of the generated sentence set (correctness)
+    minilm_batches: tuple[int, ...] | None = None  # MiniLM is ~1000x heavier than the others
+
+    def batches_for(self, model: str) -> tuple[int, ...]:
+        if model == "minilm_l6" and self.minilm_batches is not None:
+            return self.minilm_batches
+        return self.batches
+
+
+_CPU_CORE = ("torch_eager", "ort_fp32_basic", "ort_fp32_extended", "ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq")
+
+SUITE_SETTINGS: dict[str, SuiteSettings] = {
+    "quick": SuiteSettings(
+        name="quick",
+        batches=(1, 8, 32),
+        repeats=5,
+        warmup=2,
+        min_block_ms=20.0,
+        max_calls_per_block=2_000,
+        cv_threshold=0.10,
+        variants=_CPU_CORE,
+        minilm_sentences=96,
+        minilm_batches=(1, 32),
+    ),
+    "full": SuiteSettings(
+        name="full",
+        batches=(1, 8, 32, 128),
+        repeats=10,
+        warmup=3,
+        min_block_ms=100.0,
+        max_calls_per_block=20_000,
+        cv_threshold=0.10,
+        variants=(*_CPU_CORE, "ort_int8_static_qop", "ort_fp16"),
+        minilm_sentences=256,
+    ),
+}

@@ -1,0 +1,202 @@
+"""The capstone's fraud MLP for the benchmark: from the registry, or trained on the spot.
+
+Data: the seeded generator (:mod:`kindml.data.generate`) and the same daily
+account/merchant aggregates the Feast views serve, joined point-in-time in
+pandas (the latest snapshot at or before each transaction, within the views'
+TTL), then the capstone's :class:`~kindml.model.preprocess.Assembler`. The
+newest 20 % of rows are the held-out set (AUC), calibration rows for static
+quantisation come from the older, training part.
+
+- **registry**: the champion's ``model.onnx`` + ``preprocessing.json``; the
+  registry holds no PyTorch weights, so the eager module is rebuilt from the
+  ONNX initializers (the exporter keeps the parameter names) and checked for
+  parity; the data is regenerated with the workspace's data settings.
+- **train**: a fixed small world (seeded), plain PyTorch, a few epochs:
+  deterministic and ~10 s on two cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kindml.errors import BenchmarkError
+
+log = logging.getLogger(__name__)
+
+# The world used when no registered model exists (fixed, so results reproduce).
+TRAIN_WORLD = {"seed": 7, "accounts": 1_200, "merchants": 300, "days": 45, "rows": 36_000, "end_date": date(2026, 1, 31)}
+TRAIN_NET = {"width": 64, "depth": 2, "dropout": 0.1}
+TRAIN_EPOCHS = 6
+TRAIN_SEED = 7
+HOLDOUT_FRACTION = 0.2
+CALIBRATION_ROWS = 512
+
+
+@dataclass
+class FraudData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass
+class RegistrySource:
+    tracking_uri: str
+    model_name: str
+    alias: str
+
+
+def joined_frame(seed: int, accounts: int, merchants: int, days: int, rows: int, end_date: date | None) -> Any:
+    """Generated transactions with their point-in-time account and merchant features."""
+    import pandas as pd
+
+    from kindml.data.generate import build_world, generate_history
+    from kindml.features.aggregates import account_daily, merchant_daily
+    from kindml.features.definitions import SNAPSHOT_TTL
+
+    world = build_world(seed, accounts, merchants, days, end_date)
+    tx = generate_history(world, rows)
+    start = pd.Timestamp(world.start)
+    acc = account_daily(tx, world.accounts, start, days).sort_values("event_timestamp", kind="stable")
+    mer = merchant_daily(tx, start, days).sort_values("event_timestamp", kind="stable")
+    left = tx.sort_values("event_timestamp", kind="stable")
+    tol = pd.Timedelta(SNAPSHOT_TTL)
+    joined = pd.merge_asof(left, acc, on="event_timestamp", by="account_id", direction="backward", tolerance=tol)
+    joined = pd.merge_asof(joined, mer, on="event_timestamp", by="merchant_id", direction="backward", tolerance=tol)
+    return joined.sort_values(["event_timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
+
+
+def split_frame(df: Any, holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[Any, Any]:
+    n_test = int(round(len(df) * holdout_fraction))
+    return df.iloc[: len(df) - n_test], df.iloc[len(df) - n_test :]
+
+
+def train_mlp(x: np.ndarray, y: np.ndarray, mean: list[float], std: list[float], epochs: int = TRAIN_EPOCHS, seed: int = TRAIN_SEED) -> Any:
+    """A FraudMLP fitted with plain PyTorch (Adam, BCE with a positive-class weight)."""
+    import torch
+
+    from kindml.model.net import FraudMLP, NetConfig
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = FraudMLP(NetConfig(n_inputs=x.shape[1], **TRAIN_NET), mean, std)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    pos = max(float(y.sum()), 1.0)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(min(20.0, (len(y) - pos) / pos)))
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.from_numpy(y.astype(np.float32))
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), 256):
+            idx = perm[i : i + 256]
+            opt.zero_grad()
+            loss = loss_fn(model.logits(xt[idx]).squeeze(1), yt[idx])
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+def rebuild_from_onnx(onnx_path: Path) -> Any:
+    """The eager FraudMLP behind an exported ONNX file (initializers named ``body.N.weight``, ``mean``, ``std``)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from kindml.model.net import FraudMLP, NetConfig
+
+    model = onnx.load(str(onnx_path))
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    linear = sorted((k for k in weights if k.startswith("body.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
+    if not linear or "mean" not in weights or "std" not in weights:
+        raise BenchmarkError(f"{onnx_path} is not a kindml FraudMLP export (initializers: {sorted(weights)[:8]}...)", "Export it with the capstone's export stage.")
+    n_inputs = int(weights[linear[0]].shape[1])
+    width = int(weights[linear[0]].shape[0])
+    depth = len(linear) - 1
+    net = FraudMLP(NetConfig(n_inputs=n_inputs, width=width, depth=depth))
+    state = {k: torch.from_numpy(np.array(v)) for k, v in weights.items() if k in net.state_dict()}
+    missing = set(net.state_dict()) - set(state)
+    if missing:
+        raise BenchmarkError(f"{onnx_path}: cannot rebuild the PyTorch module, missing {sorted(missing)}", "The architecture differs from kindml.model.net.FraudMLP.")
+    net.load_state_dict(state)
+    net.eval()
+    return net
+
+
+def from_registry(source: RegistrySource, work_dir: Path) -> tuple[Path, Any, dict[str, Any]] | None:
+    """(onnx path, preprocessing spec, metadata) of the champion, or None when there is none."""
+    from kindml import registry
+    from kindml.model.preprocess import PreprocessingSpec
+
+    ref = registry.resolve(source.tracking_uri, source.model_name, alias=source.alias)
+    if ref is None:
+        return None
+    local = registry.download(source.tracking_uri, ref, work_dir / "registry")
+    spec_path = local / "preprocessing.json"
+    if not spec_path.is_file():
+        raise BenchmarkError(f"{ref.name} v{ref.version} has no preprocessing.json", "Register a version with `kindml capstone`.")
+    meta = {"source": f"registry {ref.name} v{ref.version} (@{source.alias})", "registry_version": ref.version, "registry_auc": ref.tags.get("kindml.roc_auc")}
+    return local / "model.onnx", PreprocessingSpec.load(spec_path), meta
+
+
+def build(work_dir: Path, registry_source: RegistrySource | None, data_settings: dict[str, Any] | None, require_registry: bool = False) -> dict[str, Any]:
+    """Everything :func:`kindml.bench.models.fraud_case` needs: model, ONNX file, data, metadata."""
+    from kindml.model.export import check_parity, export_onnx
+    from kindml.model.preprocess import Assembler, fit_spec, frame_columns
+
+    t0 = time.perf_counter()
+    found = from_registry(registry_source, work_dir) if registry_source is not None else None
+    if found is None and require_registry:
+        where = f"{registry_source.model_name}@{registry_source.alias}" if registry_source else "(no registry configured)"
+        raise BenchmarkError(f"no registered fraud model {where}", "Run `kindml capstone` first, or use --fraud-source train (or auto).")
+    if found is not None:
+        onnx_path, spec, meta = found
+        ds = dict(TRAIN_WORLD) | {k: v for k, v in (data_settings or {}).items() if k in TRAIN_WORLD}
+        ds["rows"] = min(int(ds["rows"]), 60_000)
+        df = joined_frame(ds["seed"], ds["accounts"], ds["merchants"], ds["days"], ds["rows"], ds["end_date"])
+        train_df, test_df = split_frame(df)
+        asm = Assembler(spec)
+        data = FraudData(asm.transform(frame_columns(train_df)), train_df["is_fraud"].to_numpy(), asm.transform(frame_columns(test_df)), test_df["is_fraud"].to_numpy())
+        net = rebuild_from_onnx(onnx_path)
+        parity = check_parity(net, onnx_path, data.x_test[:2000], 1e-4, 0)
+        if not parity.passed:
+            raise BenchmarkError(
+                f"the PyTorch module rebuilt from {onnx_path.name} differs from the ONNX model (max abs error {parity.max_abs_error:.3g})",
+                "Use --fraud-source train, or re-export the model with the capstone.",
+            )
+        meta |= {"data": {k: str(v) for k, v in ds.items()}, "data_note": "evaluated on freshly generated data with the workspace's data settings"}
+    else:
+        ds = dict(TRAIN_WORLD)
+        df = joined_frame(ds["seed"], ds["accounts"], ds["merchants"], ds["days"], ds["rows"], ds["end_date"])
+        train_df, test_df = split_frame(df)
+        spec, x_train = fit_spec(frame_columns(train_df), "bench")
+        x_test = Assembler(spec).transform(frame_columns(test_df))
+        data = FraudData(x_train, train_df["is_fraud"].to_numpy(), x_test, test_df["is_fraud"].to_numpy())
+        net = train_mlp(data.x_train, data.y_train, spec.mean, spec.std)
+        onnx_path = work_dir / "fraud_mlp" / "model.onnx"
+        export_onnx(net, data.x_train.shape[1], onnx_path, 18)
+        meta = {
+            "source": "trained on the spot (no registered champion): generated world seed 7, plain PyTorch",
+            "data": {k: str(v) for k, v in ds.items()},
+            "net": dict(TRAIN_NET) | {"n_inputs": int(data.x_train.shape[1])},
+            "epochs": TRAIN_EPOCHS,
+        }
+    rng = np.random.default_rng(0)
+    calib = data.x_train[rng.choice(len(data.x_train), size=min(CALIBRATION_ROWS, len(data.x_train)), replace=False)]
+    meta |= {
+        "train_rows": int(len(data.x_train)),
+        "holdout_rows": int(len(data.x_test)),
+        "holdout_fraud_rate": round(float(data.y_test.mean()), 5),
+        "calibration_rows": int(len(calib)),
+        "prepare_seconds": round(time.perf_counter() - t0, 2),
+    }
+    return {"net": net, "onnx_path": onnx_path, "data": data, "calibration": calib, "meta": meta}

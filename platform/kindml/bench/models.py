@@ -1,0 +1,141 @@
+"""A benchmark *case*: one model with its FP32 ONNX file, real inputs, calibration data and quality measure.
+
+Every variant of a case sees the same inputs: ``batch(n)`` returns the first
+``n`` real samples of the held-out set (tiled when the set is smaller), the
+eval set is fed in fixed chunks (dynamic quantisation computes its ranges per
+call, so the chunking is the same for every variant), and ``quality(outputs)``
+compares a variant's eval outputs with the FP32 reference (PyTorch eager).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kindml.bench import quality as q
+from kindml.bench.catalog import MODELS
+from kindml.errors import UsageError
+
+EVAL_CHUNK = 32
+
+
+@dataclass
+class ModelCase:
+    name: str
+    onnx_path: Path
+    net: Any  # the eager PyTorch module (CPU, FP32)
+    input_names: tuple[str, ...]
+    eval_inputs: dict[str, np.ndarray]  # the whole eval set, per input
+    calibration: dict[str, np.ndarray]  # calibration samples (real, from training data)
+    score: Callable[[np.ndarray, np.ndarray], dict[str, float]]  # (outputs, reference) -> quality
+    meta: dict[str, Any] = field(default_factory=dict)
+    reference: np.ndarray | None = None  # FP32 eval outputs (set by compute_reference)
+
+    @property
+    def n_eval(self) -> int:
+        return int(next(iter(self.eval_inputs.values())).shape[0])
+
+    def batch(self, n: int) -> dict[str, np.ndarray]:
+        idx = np.arange(n) % self.n_eval
+        return {k: np.ascontiguousarray(v[idx]) for k, v in self.eval_inputs.items()}
+
+    def eval_chunks(self, chunk: int = EVAL_CHUNK) -> list[dict[str, np.ndarray]]:
+        return [{k: np.ascontiguousarray(v[i : i + chunk]) for k, v in self.eval_inputs.items()} for i in range(0, self.n_eval, chunk)]
+
+    def calibration_chunks(self, chunk: int = EVAL_CHUNK) -> list[dict[str, np.ndarray]]:
+        n = int(next(iter(self.calibration.values())).shape[0])
+        return [{k: np.ascontiguousarray(v[i : i + chunk]) for k, v in self.calibration.items()} for i in range(0, n, chunk)]
+
+    def torch_args(self, feeds: dict[str, np.ndarray], device: str = "cpu") -> tuple[Any, ...]:
+        import torch
+
+        return tuple(torch.from_numpy(feeds[name]).to(device) for name in self.input_names)
+
+    def run_eval(self, predict: Callable[[dict[str, np.ndarray]], np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(predict(chunk)) for chunk in self.eval_chunks()], axis=0)
+
+    def compute_reference(self) -> np.ndarray:
+        """FP32 outputs of the eager module on the eval set (the quality reference)."""
+        import torch
+
+        with torch.inference_mode():
+            self.reference = self.run_eval(lambda feeds: self.net(*self.torch_args(feeds)).numpy())
+        return self.reference
+
+    def quality(self, outputs: np.ndarray) -> dict[str, float]:
+        if self.reference is None:
+            self.compute_reference()
+        assert self.reference is not None
+        return self.score(outputs, self.reference)
+
+
+def fraud_case(work_dir: Path, registry_source: Any = None, data_settings: dict[str, Any] | None = None, require_registry: bool = False) -> ModelCase:
+    from kindml.bench import fraud
+    from kindml.bench.onnx_export import quiet_torch_export
+    from kindml.model.export import INPUT_NAME
+
+    with quiet_torch_export():
+        built = fraud.build(work_dir, registry_source, data_settings, require_registry=require_registry)
+    data = built["data"]
+    y = data.y_test
+    return ModelCase(
+        name="fraud_mlp",
+        onnx_path=built["onnx_path"],
+        net=built["net"],
+        input_names=(INPUT_NAME,),
+        eval_inputs={INPUT_NAME: np.ascontiguousarray(data.x_test, dtype=np.float32)},
+        calibration={INPUT_NAME: np.ascontiguousarray(built["calibration"], dtype=np.float32)},
+        score=lambda out, ref: q.fraud_quality(y, out.reshape(-1), ref.reshape(-1)),
+        meta=built["meta"] | {"quality_metric": "roc_auc on the held-out (newest) rows", "eval_rows": int(len(y))},
+    )
+
+
+def digits_case(work_dir: Path) -> ModelCase:
+    from kindml.bench import digits
+
+    built = digits.build(work_dir)
+    y = built["y_test"]
+    return ModelCase(
+        name="digits_cnn",
+        onnx_path=built["onnx_path"],
+        net=built["net"],
+        input_names=(digits.INPUT_NAME,),
+        eval_inputs={digits.INPUT_NAME: built["x_test"]},
+        calibration={digits.INPUT_NAME: built["calibration"]},
+        score=lambda out, ref: q.digits_quality(y, out, ref),
+        meta=built["meta"] | {"quality_metric": "accuracy on the held-out split", "eval_rows": int(len(y))},
+    )
+
+
+def minilm_case(work_dir: Path, n_sentences: int) -> ModelCase:
+    from kindml.bench import minilm
+
+    built = minilm.build(work_dir, n_sentences)
+    return ModelCase(
+        name="minilm_l6",
+        onnx_path=built["onnx_path"],
+        net=built["net"],
+        input_names=minilm.INPUT_NAMES,
+        eval_inputs=built["feeds"],
+        calibration=built["calibration"],
+        score=lambda out, ref: q.minilm_quality(out, ref),
+        meta=built["meta"] | {"quality_metric": "cosine similarity to FP32 embeddings, nearest-neighbour agreement", "eval_rows": n_sentences},
+    )
+
+
+def parse_models(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``"fraud_mlp,digits_cnn"`` (or a list, or None for all) → validated model names, in suite order."""
+    if value is None:
+        return MODELS
+    items = value.split(",") if isinstance(value, str) else [x for v in value for x in str(v).split(",")]
+    names = [x.strip() for x in items if x.strip()]
+    if not names or names == ["all"]:
+        return MODELS
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise UsageError(f"unknown model(s): {', '.join(unknown)}", f"Choose from: {', '.join(MODELS)} (comma-separated), or all.")
+    return tuple(m for m in MODELS if m in names)

@@ -1,0 +1,365 @@
+"""Running a suite: build each model's variants, check their correctness, time them, write the results.
+
+One process measures every variant of a model, interleaved (see
+:mod:`kindml.bench.measure`), with a fixed intra-op thread count for both ONNX
+Runtime and PyTorch (inter-op: 1, sequential execution). Nothing is
+downloaded: the models are built from data that ships with the installed
+packages or is generated.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from kindml.bench.catalog import (
+    BASELINE_PROVIDER,
+    BASELINE_VARIANT,
+    MODELS,
+    SUITE_SETTINGS,
+    SUITES,
+    TORCH_CPU,
+    TORCH_CUDA,
+    VARIANTS,
+    SuiteSettings,
+)
+from kindml.bench.measure import measure_interleaved, speedup
+from kindml.bench.providers import Planned, plan, resolve_device
+from kindml.errors import BenchmarkError, UsageError
+
+log = logging.getLogger(__name__)
+
+MIN_REPEATS = 5
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def update(self, description: str) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+class _NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def update(self, description: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+@dataclass
+class BenchRequest:
+    suite: str = "quick"
+    models: tuple[str, ...] = MODELS
+    device: str = "auto"
+    threads: int | None = None  # default: the CPUs this process may use
+    out_dir: Path | None = Path("benchmarks/results")  # None: do not write files
+    work_dir: Path | None = None  # default: a temporary folder, removed afterwards
+    fraud_source: str = "auto"  # auto | registry | train
+    registry: Any = None  # kindml.bench.fraud.RegistrySource, when a registry exists
+    fraud_data: dict[str, Any] | None = None  # the workspace's data settings (registry models)
+    # overrides of the suite settings (tests, experiments); recorded in the result
+    batches: tuple[int, ...] | None = None
+    repeats: int | None = None
+    min_block_ms: float | None = None
+    variants: tuple[str, ...] | None = None
+    minilm_sentences: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_request(req: BenchRequest) -> None:
+    if req.suite not in SUITES:
+        raise UsageError(f"unknown suite {req.suite!r}", f"Use one of: {', '.join(SUITES)}.")
+    if not req.models:
+        raise UsageError("no model selected", f"Choose from: {', '.join(MODELS)}.")
+    unknown = [m for m in req.models if m not in MODELS]
+    if unknown:
+        raise UsageError(f"unknown model(s): {', '.join(unknown)}", f"Choose from: {', '.join(MODELS)}.")
+    if req.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device {req.device!r}", "Use auto, cpu or cuda.")
+    if req.fraud_source not in ("auto", "registry", "train"):
+        raise UsageError(f"unknown fraud model source {req.fraud_source!r}", "Use auto (registry champion if any, else train), registry or train.")
+    if req.threads is not None and req.threads < 1:
+        raise UsageError(f"--threads {req.threads}: must be at least 1", "Leave it out to use every CPU this process may run on.")
+    if req.repeats is not None and req.repeats < MIN_REPEATS:
+        raise UsageError(f"repeats {req.repeats}: at least {MIN_REPEATS} are needed for a median and a CV worth reporting", f"Use {MIN_REPEATS} or more.")
+    if req.batches is not None and (not req.batches or any(b < 1 for b in req.batches)):
+        raise UsageError(f"batches {req.batches}: need positive batch sizes", "For example 1,8,32.")
+    if req.variants is not None:
+        bad = [v for v in req.variants if v not in VARIANTS]
+        if bad:
+            raise UsageError(f"unknown variant(s): {', '.join(bad)}", f"Choose from: {', '.join(VARIANTS)}.")
+
+
+def effective_settings(req: BenchRequest) -> SuiteSettings:
+    s = SUITE_SETTINGS[req.suite]
+    if req.batches is not None:
+        s = replace(s, batches=tuple(req.batches), minilm_batches=None)
+    if req.repeats is not None:
+        s = replace(s, repeats=req.repeats)
+    if req.min_block_ms is not None:
+        s = replace(s, min_block_ms=req.min_block_ms)
+    if req.minilm_sentences is not None:
+        s = replace(s, minilm_sentences=req.minilm_sentences)
+    if req.variants is not None:
+        s = replace(s, variants=tuple(v for v in s.variants if v in req.variants) or tuple(req.variants))
+    return s
+
+
+def _build_case(model: str, req: BenchRequest, settings: SuiteSettings, work: Path) -> Any:
+    from kindml.bench import models as m
+
+    if model == "fraud_mlp":
+        registry = req.registry if req.fraud_source in ("auto", "registry") else None
+        return m.fraud_case(work, registry, req.fraud_data, require_registry=req.fraud_source == "registry")
+    if model == "digits_cnn":
+        return m.digits_case(work)
+    return m.minilm_case(work, settings.minilm_sentences)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+@dataclass
+class _Ready:
+    planned: Planned
+    size_bytes: int
+    quality: dict[str, float]
+    make_timer: Callable[[dict[str, Any]], Any]
+    keep: Any = None  # the session / module, alive while measured
+
+
+def _prepare_variants(case: Any, planned: list[Planned], threads: int, work: Path, skipped: list[dict[str, Any]], notes: dict[str, Any], progress: Progress) -> dict[str, _Ready]:
+    import torch
+
+    from kindml.bench import variants as vb
+    from kindml.bench.catalog import TRT_EP
+
+    files = vb.VariantFiles(case, work / case.name / "variants")
+    ready: dict[str, _Ready] = {}
+    for p in planned:
+        v = VARIANTS[p.variant]
+        key = f"{p.variant}@{p.provider}"
+        progress.update(f"{case.name}: building {p.variant} ({p.provider})")
+        try:
+            if v.runtime == "torch":
+                device = "cuda" if p.provider == TORCH_CUDA else "cpu"
+                net = case.net.to(device)
+
+                def predict(feeds: dict[str, Any], net: Any = net, device: str = device) -> Any:
+                    with torch.inference_mode():
+                        return net(*case.torch_args(feeds, device)).cpu().numpy()
+
+                outputs = case.run_eval(predict)
+                size = vb.torch_size_bytes(case, work / case.name)
+                ready[key] = _Ready(p, size, case.quality(outputs), lambda feeds, device=device: vb.torch_timer(case, feeds, device), net)
+            else:
+                path = files.get(v.weights)
+                sess = vb.make_session(path, v, p.provider, threads, cache_dir=work / case.name / "trt_cache" if p.provider == TRT_EP else None)
+                outputs = case.run_eval(vb.ort_predict(sess))
+                ready[key] = _Ready(p, path.stat().st_size, case.quality(outputs), lambda feeds, sess=sess, prov=p.provider: vb.ort_timer(sess, feeds, prov), sess)
+        except BenchmarkError as exc:
+            log.warning("%s %s on %s skipped: %s", case.name, p.variant, p.provider, exc.message)
+            skipped.append({"model": case.name, "variant": p.variant, "provider": p.provider, "kind": "failed", "reason": exc.message})
+        progress.advance()
+    notes.update(files.notes)
+    return ready
+
+
+def _records(case: Any, ready: dict[str, _Ready], settings: SuiteSettings, threads: int, progress: Progress) -> list[dict[str, Any]]:
+    import torch
+
+    from kindml.bench.quality import primary_delta
+
+    out: list[dict[str, Any]] = []
+    for batch in settings.batches_for(case.name):
+        progress.update(f"{case.name}: timing batch {batch} ({len(ready)} variants interleaved)")
+        feeds = case.batch(batch)
+        timers = {key: r.make_timer(feeds) for key, r in ready.items()}
+        with torch.inference_mode():
+            stats = measure_interleaved(
+                timers,
+                batch,
+                settings.warmup,
+                settings.repeats,
+                settings.min_block_ms,
+                settings.max_calls_per_block,
+                settings.cv_threshold,
+                on_block=progress.advance,
+            )
+        for key, st in stats.items():
+            r = ready[key]
+            v = VARIANTS[r.planned.variant]
+            rec: dict[str, Any] = {
+                "model": case.name,
+                "variant": v.name,
+                "provider": r.planned.provider,
+                "batch": batch,
+                **st.to_dict(),
+                "size_bytes": int(r.size_bytes),
+                "quality": dict(r.quality),
+                "quality_delta": primary_delta(case.name, r.quality),
+                "speedup_vs_fp32": None,
+                "speedup_vs_torch": None,
+                "precision": v.precision,
+                "graph_optimization": v.opt_level if v.runtime == "ort" else None,
+                "threads": threads,
+                "io_binding": r.planned.provider not in ("CPUExecutionProvider", TORCH_CPU, TORCH_CUDA),
+            }
+            if r.planned.reason:
+                rec["note"] = r.planned.reason
+            out.append(rec)
+    return out
+
+
+def fill_speedups(records: list[dict[str, Any]]) -> None:
+    """``speedup_vs_fp32``: throughput / that of ``ort_fp32_all`` (same model and batch, provider family);
+    ``speedup_vs_torch``: throughput / that of ``torch_eager`` on the same device."""
+    by_key = {(r["model"], r["variant"], r["provider"], r["batch"]): r for r in records}
+    for r in records:
+        base = by_key.get((r["model"], BASELINE_VARIANT, BASELINE_PROVIDER.get(r["provider"], r["provider"]), r["batch"]))
+        r["speedup_vs_fp32"] = speedup(r["throughput_per_s"], base["throughput_per_s"]) if base else None
+        torch_provider = TORCH_CUDA if r["provider"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider", TORCH_CUDA) else TORCH_CPU
+        t = by_key.get((r["model"], "torch_eager", torch_provider, r["batch"]))
+        r["speedup_vs_torch"] = speedup(r["throughput_per_s"], t["throughput_per_s"]) if t else None
+
+
+def result_stem(suite: str, cpu_slug: str, device: str, day: str) -> str:
+    return f"{suite}-{cpu_slug}-{day}" + ("-cuda" if device == "cuda" else "")
+
+
+def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
+    """Run a suite; returns the result document (also written to ``req.out_dir`` unless None)."""
+    import onnxruntime as ort
+
+    from kindml import __version__
+    from kindml.bench.machine import load_average, machine_info, read_cpuinfo
+    from kindml.bench.report import evaluate_goals, write_reports
+    from kindml.bench.schema import SCHEMA_VERSION, validate_result
+
+    validate_request(req)
+    progress = progress or _NoProgress()
+    t_start = time.perf_counter()
+    started = datetime.now(UTC)
+    available = list(ort.get_available_providers())
+    device, device_note = resolve_device(req.device, available)
+    if device_note:
+        log.warning(device_note)
+    import torch
+
+    settings = effective_settings(req)
+    cpu = read_cpuinfo()
+    threads = req.threads or cpu.logical_cpus
+    _set_threads(threads)
+    planned_all = plan(settings, device, available, torch_cuda=bool(torch.cuda.is_available()))
+    if req.variants is not None:
+        planned_all = [p for p in planned_all if p.variant in req.variants]
+    runnable = [p for p in planned_all if p.runs]
+    total = 0
+    for model in req.models:
+        total += 1 + len(runnable) + len(settings.batches_for(model)) * settings.repeats * len(runnable)
+    progress.start(total)
+    machine = machine_info(threads, device, cpu)
+    machine["load_average_start"] = load_average()
+    if device_note:
+        machine["device_note"] = device_note
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "suite": req.suite,
+        "device": device,
+        "created": started.isoformat(timespec="seconds"),
+        "kindml_version": __version__,
+        "machine": machine,
+        "settings": {
+            "batches": list(settings.batches),
+            "batches_by_model": {m: list(settings.batches_for(m)) for m in req.models},
+            "repeats": settings.repeats,
+            "warmup": settings.warmup,
+            "min_block_ms": settings.min_block_ms,
+            "max_calls_per_block": settings.max_calls_per_block,
+            "cv_threshold": settings.cv_threshold,
+            "threads": threads,
+            "inter_op_threads": 1,
+            "interleaved": True,
+            "baseline": f"{BASELINE_VARIANT} on the same provider family and batch",
+            "throughput": "batch x 1000 / p50_ms",
+            "overrides": {k: v for k, v in {"batches": req.batches, "repeats": req.repeats, "min_block_ms": req.min_block_ms, "variants": req.variants, "minilm_sentences": req.minilm_sentences}.items() if v is not None},
+        },
+        "models": {},
+        "results": [],
+        "skipped": [],
+    }
+    tmp = None
+    work = req.work_dir
+    if work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="kindml-bench-")
+        work = Path(tmp.name)
+    try:
+        for model in req.models:
+            progress.update(f"{model}: preparing (train/export)")
+            t_model = time.perf_counter()
+            case = _build_case(model, req, settings, work)
+            case.compute_reference()
+            progress.advance()
+            skipped = [{"model": model, "variant": p.variant, "provider": p.provider, "kind": p.skip_kind, "reason": p.reason} for p in planned_all if not p.runs]
+            notes: dict[str, Any] = {}
+            ready = _prepare_variants(case, runnable, threads, work, skipped, notes, progress)
+            missing_blocks = (len(runnable) - len(ready)) * len(settings.batches_for(model)) * settings.repeats
+            if missing_blocks:
+                progress.advance(missing_blocks)
+            records = _records(case, ready, settings, threads, progress) if ready else []
+            fill_speedups(records)
+            doc["results"].extend(records)
+            doc["skipped"].extend(skipped)
+            doc["models"][model] = case.meta | {"recipes": notes, "fp32_onnx_bytes": case.onnx_path.stat().st_size, "seconds": round(time.perf_counter() - t_model, 2)}
+            del ready, case
+            gc.collect()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    machine["load_average_end"] = load_average()
+    noisy = [r for r in doc["results"] if r.get("noisy")]
+    doc["noisy"] = bool(noisy)
+    doc["noisy_records"] = len(noisy)
+    doc["goals"] = evaluate_goals(doc)
+    doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    validate_result(doc)
+    if req.out_dir is not None:
+        doc["files"] = {k: str(v) for k, v in write_reports(doc, req.out_dir, result_stem(req.suite, cpu.slug, device, started.strftime("%Y-%m-%d"))).items()}
+    return doc
+
+
+def headline(doc: dict[str, Any]) -> list[str]:
+    """A few lines for the terminal: per model, the best variant's speed-up and quality delta at the largest batch."""
+    lines = []
+    for model in doc.get("models", {}):
+        recs = [r for r in doc["results"] if r["model"] == model]
+        if not recs:
+            lines.append(f"{model}: no measurements")
+            continue
+        batch = max(r["batch"] for r in recs)
+        at = [r for r in recs if r["batch"] == batch and r["speedup_vs_fp32"] is not None and not r.get("note", "").startswith("not applicable")]
+        if not at:
+            continue
+        best = max(at, key=lambda r: r["speedup_vs_fp32"])
+        delta = best.get("quality_delta")
+        d = "n/a" if delta is None or (isinstance(delta, float) and math.isnan(delta)) else f"{delta:+.4f}"
+        lines.append(f"{model}: batch {batch}: fastest {best['variant']} {best['speedup_vs_fp32']:.2f}x vs ort_fp32_all, quality delta {d}")
+    return lines

@@ -1,0 +1,96 @@
+"""`kindml serve run|start|stop|status`: the KServe predictor as a local process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kindml.cli.common import OUTPUT_OPTION, Output, emit, state
+
+
+def _features_for(cfg, ws):  # type: ignore[no-untyped-def]
+    from kindml.runtime import RuntimeEnv
+    from kindml.serving.online import OnlineFeatures
+
+    env = RuntimeEnv.local(cfg, ws)
+    if not (Path(env.feature_repo) / "registry.db").exists():
+        return None
+    return OnlineFeatures(Path(env.feature_repo), cfg.features.project, env.online_store, env.redis_connection).open()
+
+
+def register(app: typer.Typer) -> None:
+    s_app = typer.Typer(help="Serve a registered model with KServe's ModelServer (REST v1 + v2, /metrics).", no_args_is_help=True)
+
+    @s_app.command("run")
+    def run(
+        model: str = typer.Option(None, "--model", help="NAME, NAME@VERSION or NAME@ALIAS from the registry (default: the champion)."),
+        model_dir: Path = typer.Option(None, "--model-dir", help="Serve this folder instead (model.onnx + preprocessing.json), e.g. /mnt/models on a cluster."),
+        name: str = typer.Option(None, "--name", help="Model name to serve under (default: from the bundle)."),
+        version: str = typer.Option(None, "--version", help="Version label (default: from the bundle)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Bind address. KServe's own default is 0.0.0.0; kindml binds loopback unless told otherwise."),
+        port: int = typer.Option(8080, "--port", min=1, max=65535, help="HTTP port (REST and /metrics)."),
+        no_drift: bool = typer.Option(False, "--no-drift", help="Disable drift accounting (for overhead benchmarks)."),
+        window: int = typer.Option(5000, "--window", min=100, max=1_000_000, help="Drift window in transactions."),
+    ) -> None:
+        """Run the predictor in the foreground (what the InferenceService container runs)."""
+        from kindml.runtime import RuntimeEnv
+        from kindml.serving.bundle import fetch_bundle, profile_path
+        from kindml.serving.predictor import ModelBundle, make_predictor
+        from kindml.serving.server import serve_foreground
+
+        cfg = state().config()
+        ws = state().workspace(cfg).ensure()
+        if model_dir is not None:
+            bundle = ModelBundle.from_folder(model_dir, name, version)
+        else:
+            bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model)
+        monitor = None
+        prof = profile_path(bundle)
+        if prof is not None and not no_drift:
+            from kindml.monitoring.drift import DriftMonitor
+            from kindml.monitoring.profile import load_profile
+
+            monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=window)
+        predictor = make_predictor(bundle, _features_for(cfg, ws), cfg.evaluate.threshold, monitor, drift_enabled=not no_drift)
+        serve_foreground(predictor, host, port)
+
+    @s_app.command("start")
+    def start(
+        model: str = typer.Option(None, "--model", help="NAME, NAME@VERSION or NAME@ALIAS (default: the champion)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+        port: int = typer.Option(None, "--port", min=1, max=65535, help="HTTP port (default: a free one)."),
+        output: Output = OUTPUT_OPTION,
+    ) -> None:
+        """Start the predictor in the background and wait until it is ready (idempotent)."""
+        from kindml.runtime import RuntimeEnv
+        from kindml.serving.bundle import fetch_bundle
+        from kindml.serving.server import start_background
+
+        cfg = state().config()
+        ws = state().workspace(cfg).ensure()
+        bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model)
+        st = start_background(ws, bundle.folder, bundle.name, bundle.version, host, port)
+        d = st.__dict__ | {"url": st.url}
+        emit(d, output, f"{st.model} v{st.version} ready at {st.url}/v1/models/{st.model}:predict (metrics: {st.url}/metrics, pid {st.pid})")
+
+    @s_app.command("stop")
+    def stop(output: Output = OUTPUT_OPTION) -> None:
+        """Stop the background predictor (idempotent)."""
+        from kindml.serving.server import stop_background
+
+        st = stop_background(state().workspace().ensure())
+        emit({"stopped": st is not None}, output, f"stopped pid {st.pid}" if st else "no predictor was running")
+
+    @s_app.command("status")
+    def status(output: Output = OUTPUT_OPTION) -> None:
+        """Show the background predictor, if any."""
+        from kindml.serving.server import alive, read_state
+
+        st = read_state(state().workspace())
+        if st is None or not alive(st.pid):
+            emit({"running": False}, output, "no predictor running")
+            return
+        emit(st.__dict__ | {"running": True, "url": st.url}, output, f"{st.model} v{st.version} at {st.url} (pid {st.pid})")
+
+    app.add_typer(s_app, name="serve")

@@ -1,0 +1,109 @@
+"""CLI behaviour: --help everywhere, user errors as `error:` + `hint:` with non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kindml(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kindml", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+def assert_user_error(res: subprocess.CompletedProcess[str], code: int | None = None, needle: str = "") -> None:
+    assert res.returncode != 0, res.stdout
+    if code is not None:
+        assert res.returncode == code, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert "error:" in res.stderr and "hint:" in res.stderr, res.stderr
+    assert needle in res.stderr
+
+
+def test_help_on_every_command(cli_env: dict[str, str]) -> None:
+    from typer.main import get_command
+
+    from kindml.cli.main import build_app
+
+    root = get_command(build_app())
+    paths: list[list[str]] = [[]]
+
+    def walk(cmd, prefix):  # type: ignore[no-untyped-def]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            paths.append([*prefix, name])
+            walk(sub, [*prefix, name])
+
+    walk(root, [])
+    assert ["capstone"] in paths and ["pipeline", "compile"] in paths
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    for p in paths:
+        res = runner.invoke(root, [*p, "--help"], env=cli_env, prog_name="kindml")
+        assert res.exit_code == 0, (p, res.output)
+        assert "Usage" in res.output
+
+
+def test_bad_config_file_is_named(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    bad = tmp_path / "k.yaml"
+    bad.write_text("train:\n  epochs: -1\n")
+    res = kindml(["--config", str(bad), "config", "show"], cli_env)
+    assert_user_error(res, 2, str(bad))
+    assert "train.epochs" in res.stderr
+
+
+def test_bad_set_option(cli_env: dict[str, str]) -> None:
+    assert_user_error(kindml(["capstone", "--set", "train.workers"], cli_env), 2, "KEY=VALUE")
+    assert_user_error(kindml(["capstone", "--set", "train.nope=1"], cli_env), 2, "train.nope")
+
+
+def test_bad_numbers_and_paths(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert_user_error(kindml(["capstone", "--rows", "10"], cli_env), 2, "data.rows")
+    assert_user_error(kindml(["capstone", "--drift", "9"], cli_env), 2, "data.drift")
+    assert_user_error(kindml(["capstone", "--data", str(tmp_path / "nope")], cli_env), 2, "not a folder")
+    assert_user_error(kindml(["capstone", "--run-id", "../x"], cli_env), 2, "not a valid name")
+    assert_user_error(kindml(["capstone", "--resume", "nope"], cli_env), 2, "no saved parameters")
+    assert_user_error(kindml(["runs", "show", "../../etc"], cli_env), 2, "not a run id")
+
+
+def test_click_usage_errors_have_no_traceback(cli_env: dict[str, str]) -> None:
+    res = kindml(["capstone", "--rows", "many"], cli_env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "Invalid value for '--rows'" in res.stderr
+
+
+def test_config_show_json_and_env_override(cli_env: dict[str, str]) -> None:
+    env = dict(cli_env, KINDML_TRAIN__WORKERS="3")
+    res = kindml(["config", "show", "-o", "json"], env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["train"]["workers"] == 3
+
+
+def test_pipeline_compile_round_trip(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    res = kindml(["pipeline", "compile", "--out", str(tmp_path), "-o", "json"], cli_env)
+    assert res.returncode == 0, res.stderr
+    [entry] = json.loads(res.stdout)
+    from kfp import components
+
+    comp = components.load_component_from_file(entry["path"])
+    assert comp.name == "kindml-capstone"
+    for p in ("rows", "days", "seed", "corruption_rate", "quarantine", "min_roc_auc"):
+        assert p in comp.component_spec.inputs
+    text = Path(entry["path"]).read_text()
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "export", "register"):
+        assert f"comp-{stage}" in text
+
+
+def test_unknown_pipeline(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert_user_error(kindml(["pipeline", "compile", "--out", str(tmp_path), "--name", "nope"], cli_env), 2, "unknown pipeline")
+
+
+@pytest.mark.parametrize("args", [["runs", "list"], ["models", "list"]])
+def test_empty_workspace_listings(args: list[str], cli_env: dict[str, str]) -> None:
+    res = kindml([*args, "-o", "json"], cli_env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == []

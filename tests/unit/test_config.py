@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kindml.config import DriftSpec, KindmlConfig, load_config
+from kindml.errors import ConfigError
+
+
+def test_defaults_without_file(tmp_path: Path) -> None:
+    cfg = load_config(environ={}, cwd=tmp_path)
+    assert cfg == load_config(environ={}, cwd=tmp_path)
+    assert cfg.home == (tmp_path / ".kindml").resolve()
+    assert cfg.train.workers == 2 and cfg.data.rows == 60_000
+
+
+def test_file_env_and_override_precedence(tmp_path: Path) -> None:
+    (tmp_path / "kindml.yaml").write_text("train:\n  workers: 3\n  epochs: 9\n")
+    cfg = load_config(environ={"KINDML_TRAIN__EPOCHS": "4"}, overrides={"train.tune_trials": 2}, cwd=tmp_path)
+    assert (cfg.train.workers, cfg.train.epochs, cfg.train.tune_trials) == (3, 4, 2)
+
+
+def test_unknown_field_names_file_and_field(tmp_path: Path) -> None:
+    f = tmp_path / "kindml.yaml"
+    f.write_text("train:\n  wrokers: 3\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(environ={}, cwd=tmp_path)
+    assert str(f) in e.value.message and "train.wrokers" in e.value.message and "unknown field" in e.value.message
+    assert "kindml config show" in e.value.hint
+
+
+def test_bad_value_names_env_var(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(environ={"KINDML_TRAIN__WORKERS": "lots"}, cwd=tmp_path)
+    assert "environment variable KINDML_TRAIN__WORKERS" in e.value.message and "train.workers" in e.value.message
+
+
+def test_bad_yaml_and_wrong_top_level(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(f, environ={}, cwd=tmp_path)
+    f.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(f, environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml", environ={}, cwd=tmp_path)
+
+
+def test_override_out_of_range_names_command_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(environ={}, overrides={"data.rows": 5}, cwd=tmp_path)
+    assert "command line: data.rows" in e.value.message
+
+
+def test_file_source_needs_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="data.path is not set"):
+        load_config(environ={}, overrides={"data.source": "file"}, cwd=tmp_path)
+
+
+def test_drift_severity() -> None:
+    assert DriftSpec.from_severity(0).is_zero
+    strong = DriftSpec.from_severity(1.0)
+    assert strong.amount_shift > 0 and strong.category_shift > 0 and strong.new_merchant_rate > 0
+    with pytest.raises(ConfigError):
+        DriftSpec.from_severity(5)
+
+
+def test_models_forbid_extra() -> None:
+    with pytest.raises(Exception):
+        KindmlConfig.model_validate({"nope": 1})
