@@ -1,4 +1,4 @@
-"""The capstone pipeline: ingest → validate → features → train → evaluate → export → register.
+"""The capstone pipeline: ingest → validate → features → train → evaluate → export → register → deploy → monitor.
 
 The same pipeline runs on the embedded default (``kindml capstone``, kfp.local
 SubprocessRunner) and compiles to KFP IR for a cluster (``kindml pipeline
@@ -11,15 +11,17 @@ things live (empty on a cluster: the in-cluster services).
 # no `from __future__ import annotations`: KFP reads the real annotations.
 from kfp import dsl
 
+from kindml.components.deploy import deploy
 from kindml.components.evaluate import evaluate
 from kindml.components.export import export
 from kindml.components.features import features
 from kindml.components.ingest import ingest
+from kindml.components.monitor import monitor
 from kindml.components.register import register
 from kindml.components.train import train
 from kindml.components.validate import validate
 
-STAGES = ("ingest", "validate", "features", "train", "evaluate", "export", "register")
+STAGES = ("ingest", "validate", "features", "train", "evaluate", "export", "register", "deploy", "monitor")
 
 
 @dsl.pipeline(name="kindml-capstone", description="Fraud detection capstone: ingest, GE validation, Feast features, Ray Tune + Train, evaluation gate, ONNX export, MLflow registry.")
@@ -36,6 +38,8 @@ def capstone(
     epochs: int = 6,
     tune_trials: int = 4,
     min_roc_auc: float = 0.80,
+    drift: float = 1.0,
+    serve: bool = True,
 ) -> str:
     t_ingest = ingest(config_json=config_json, rows=rows, days=days, seed=seed, corruption_rate=corruption_rate).set_display_name("ingest")
     t_validate = validate(config_json=config_json, raw=t_ingest.outputs["raw"], quarantine=quarantine).set_display_name("validate")
@@ -56,4 +60,10 @@ def capstone(
     ).set_display_name("register")
     # the registry is not a cache: every run registers its own version
     t_register.set_caching_options(False)
+    with dsl.If(serve == True, name="serve-and-monitor"):  # noqa: E712 - a KFP condition, not Python
+        t_deploy = deploy(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"],
+                          registered=t_register.outputs["registered"]).set_display_name("deploy")
+        t_deploy.set_caching_options(False)
+        t_monitor = monitor(config_json=config_json, env_json=env_json, drift=drift, deployed=t_deploy.outputs["deployed"]).set_display_name("monitor")
+        t_monitor.set_caching_options(False)
     return t_register.outputs["Output"]

@@ -45,6 +45,7 @@ def mlflow_env(tracking_uri: str) -> Iterator[Any]:
     """Point MLflow at ``tracking_uri`` (tracking and registry) for the block."""
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -126,6 +127,11 @@ def download(tracking_uri: str, ref: ModelRef, dest: Path) -> Path:
     with mlflow_env(tracking_uri) as mlflow:
         dest.mkdir(parents=True, exist_ok=True)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{ref.name}/{ref.version}", dst_path=str(dest)))
+    extra = local / "extra_files"  # where mlflow.onnx.log_model puts extra_files
+    if extra.is_dir():
+        for f in extra.iterdir():
+            if not (local / f.name).exists():
+                shutil.copy2(f, local / f.name)
     if not (local / "model.onnx").is_file():
         raise RegistryError(f"model {ref.name} v{ref.version} has no model.onnx", "Was it registered by kindml? Register a new version with `kindml capstone`.")
     return local

@@ -23,6 +23,17 @@ def _text_summary(s: dict) -> str:
         promoted = f"promoted to @{model['alias']}" if model.get("promoted") else "registered, NOT promoted (gate)"
         lines.append(f"model {model['name']} v{model['version']} {promoted}")
         lines.append(f"onnx: {model['onnx_path']}")
+    srv = s.get("serving")
+    if srv:
+        lines.append(f"serving: {srv['requests']} requests, {srv['errors']} errors, p50 {srv['p50_ms']} ms, p99 {srv['p99_ms']} ms")
+    drift = s.get("drift")
+    if drift is not None:
+        fired = ", ".join(sorted({a['alertname'] for a in drift.get('alerts_fired', [])})) or "none"
+        top = sorted((drift.get("max_psi") or {}).items(), key=lambda kv: -kv[1])[:3]
+        lines.append(f"drift: alerts fired: {fired}; top PSI: " + ", ".join(f"{k}={v:.3f}" for k, v in top))
+    dep = s.get("deployment")
+    if dep:
+        lines.append(f"predictor still running at {dep['url']} (stop it with `kindml serve stop`)")
     lines.append(f"summary: {s['run_dir']}/summary.json")
     return "\n".join(lines)
 
@@ -42,11 +53,12 @@ def register(app: typer.Typer) -> None:
         min_roc_auc: float = typer.Option(None, help="Evaluation gate floor."),
         data: str = typer.Option(None, "--data", help="Bring your own data: a folder with transactions and accounts (parquet or CSV)."),
         set_: list[str] = typer.Option(None, "--set", help="Any config field, e.g. --set train.batch_size=1024 (repeatable)."),
+        serve: bool = typer.Option(True, "--serve/--no-serve", help="Also deploy the champion and run the monitoring replay (deploy, monitor stages)."),
         resume: str = typer.Option(None, "--resume", help="Re-run RUN_ID with its saved parameters, reusing completed stages."),
         run_id: str = typer.Option(None, "--run-id", help="Name the run (default: capstone-<time>-<random>)."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
-        """Run ingest → validate → features → train → evaluate → export → register with kfp.local.
+        """Run ingest → validate → features → train → evaluate → export → register → deploy → monitor with kfp.local.
 
         Writes .kindml/runs/<run_id>/summary.json and prints where it is. Exit
         code 0 on success; 4 when validation stops the run (the report path is
@@ -93,7 +105,7 @@ def register(app: typer.Typer) -> None:
                     progress.console.print(f"  {stage:<9} {event:<10} {'' if secs is None else f'{secs:.1f} s'}")
 
             with progress:
-                summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event)
+                summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event, serve=serve)
         else:
-            summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), echo_logs=verbose)
+            summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), echo_logs=verbose, serve=serve)
         emit(summary, output, _text_summary(summary))

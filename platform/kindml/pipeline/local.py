@@ -44,7 +44,7 @@ _HIT = re.compile(r"Task '?(?P<task>[\w-]+)'? cache hit")
 ProgressFn = Callable[[str, str, float | None], None]  # (stage, event: start|succeeded|failed|cached, seconds)
 
 
-def pipeline_params(cfg: KindmlConfig, env: RuntimeEnv, run_id: str) -> dict[str, Any]:
+def pipeline_params(cfg: KindmlConfig, env: RuntimeEnv, run_id: str, serve: bool = True) -> dict[str, Any]:
     """The capstone's parameters from the effective config."""
     return {
         "config_json": cfg.model_dump_json(),
@@ -59,6 +59,8 @@ def pipeline_params(cfg: KindmlConfig, env: RuntimeEnv, run_id: str) -> dict[str
         "epochs": cfg.train.epochs,
         "tune_trials": cfg.train.tune_trials,
         "min_roc_auc": cfg.evaluate.min_roc_auc,
+        "drift": cfg.data.drift,
+        "serve": serve,
     }
 
 
@@ -165,12 +167,15 @@ def _read_json(path: Path | None) -> dict[str, Any] | None:
 def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stages: tuple[str, ...]) -> dict[str, Any]:
     kfp_root = run_dir / "kfp"
     summary = dict(base)
-    summary["stages"] = {s: clock.stages.get(s, {"status": "not_run", "seconds": None}) for s in stages}
+    skipped = set() if base.get("params", {}).get("serve", True) else {"deploy", "monitor"}
+    summary["stages"] = {s: clock.stages.get(s, {"status": "skipped" if s in skipped else "not_run", "seconds": None}) for s in stages}
     metrics = _read_json(_find_one(kfp_root, "evaluation/metrics.json")) or {}
     gate = _read_json(_find_one(kfp_root, "evaluation/gate.json"))
     ingest = _read_json(_find_one(kfp_root, "raw/ingest.json"))
     validation = _read_json(_find_one(kfp_root, "validation/summary.json"))
     registered = _read_json(_find_one(kfp_root, "registered/registered.json"))
+    deployed = _read_json(_find_one(kfp_root, "deployed/deployed.json"))
+    monitoring = _read_json(_find_one(kfp_root, "monitoring/monitor.json"))
     train_report = _read_json(_find_one(kfp_root, "model/train_report.json"))
     summary["metrics"] = {k: metrics[k] for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece", "rows", "positives") if k in metrics}
     if train_report:
@@ -185,6 +190,11 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
          "model_uri": registered["model_uri"], "onnx_path": registered["onnx_path"]}
         if registered else None
     )
+    if deployed:
+        summary["deployment"] = {k: deployed[k] for k in ("url", "pid", "model", "version")}
+    if monitoring:
+        summary["serving"] = monitoring["serving"]
+        summary["drift"] = monitoring["drift"]
     return summary
 
 
@@ -196,6 +206,7 @@ def run_capstone(
     on_event: ProgressFn | None = None,
     echo_logs: bool = False,
     env_overrides: dict[str, str] | None = None,
+    serve: bool = True,
 ) -> dict[str, Any]:
     """Run the capstone with kfp.local; returns the summary (also written to summary.json).
 
@@ -219,7 +230,7 @@ def run_capstone(
         if (run_dir / "params.json").exists():
             raise UsageError(f"run {run_id!r} already exists", f"Resume it with `kindml capstone --resume {run_id}` or pick a new id.")
         env = RuntimeEnv.local(cfg, ws, git_commit=git_commit(), **(env_overrides or {}))
-        params = pipeline_params(cfg, env, run_id)
+        params = pipeline_params(cfg, env, run_id, serve)
         atomic_write_json(run_dir / "params.json", params)
     started = datetime.now(UTC)
     base = {

@@ -48,6 +48,32 @@ def lineage_tags(
     return tags
 
 
+def reference_profile(training_dir: Path, model_dir: Path, export_dir: Path, train: dict[str, Any], out_path: Path, max_rows: int = 50_000) -> dict[str, Any]:
+    """The drift reference stored with the version: binned training inputs, category mix and score distribution."""
+    import numpy as np
+    import pandas as pd
+
+    from kindml.model.export import onnx_predict, onnx_session
+    from kindml.model.preprocess import Assembler, PreprocessingSpec, frame_columns
+    from kindml.monitoring.profile import build_profile, save_profile
+    from kindml.serving.monitored import monitored_columns
+
+    df = pd.read_parquet(training_dir / "training_set.parquet")
+    val_end = pd.Timestamp(train["split_boundaries"]["val_end"])
+    df = df[df["event_timestamp"] <= val_end]  # train + validation split: never the holdout
+    if len(df) > max_rows:
+        df = df.sample(max_rows, random_state=0)
+    spec = PreprocessingSpec.load(model_dir / "preprocessing.json")
+    cols = frame_columns(df)
+    x = Assembler(spec).transform(cols)
+    scores = onnx_predict(onnx_session(export_dir / "model.onnx"), x).astype(np.float64)
+    numeric, categorical = monitored_columns(spec.inputs, x, cols)
+    numeric["amount"] = cols["amount"].astype(np.float64)
+    profile = build_profile(numeric, categorical, scores)
+    save_profile(profile, out_path)
+    return profile
+
+
 def run(
     cfg: KindmlConfig, env: RuntimeEnv, pipeline_run_id: str, clean_dir: Path, validation_dir: Path, training_dir: Path,
     model_dir: Path, eval_dir: Path, export_dir: Path, out_dir: Path,
@@ -60,7 +86,9 @@ def run(
     gate = _read(eval_dir / "gate.json")
     parity = _read(export_dir / "parity.json")
     tags = lineage_tags(cfg, env, pipeline_run_id, ingest, validation, features, train, metrics, gate, parity)
-    extra = [export_dir / "preprocessing.json", export_dir / "parity.json", eval_dir / "metrics.json", eval_dir / "gate.json"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reference_profile(training_dir, model_dir, export_dir, train, out_dir / "reference_profile.json")
+    extra = [out_dir / "reference_profile.json", export_dir / "preprocessing.json", export_dir / "parity.json", eval_dir / "metrics.json", eval_dir / "gate.json"]
     extra += [p for p in sorted(export_dir.glob("*.json")) if p not in extra]
     extra += [p for p in sorted(export_dir.glob("*.onnx")) if p.name != "model.onnx"]
     ref = registry.register_onnx(
@@ -74,7 +102,6 @@ def run(
         promote=bool(gate["promote"]),
         alias=cfg.registry.champion_alias,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     # a copy of the exact files served for this version, next to the run
     onnx_copy = out_dir / "model.onnx"
     shutil.copy2(export_dir / "model.onnx", onnx_copy)

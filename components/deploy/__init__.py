@@ -1,0 +1,3 @@
+from kindml.components.deploy.component import deploy
+
+__all__ = ["deploy"]

@@ -1,0 +1,3 @@
+from kindml.components.monitor.component import monitor
+
+__all__ = ["monitor"]

@@ -1,0 +1,140 @@
+"""Bounded, loopback-only traffic for the local predictor: replay generated transactions over HTTP.
+
+Each request carries one transaction (v1 protocol). A fixed request rate is
+kept by an open-loop schedule spread over a few client threads; without a
+rate the threads send back to back. Latency is measured per request on the
+client side (connection reuse, like a real client).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from kindml.errors import UsageError
+
+REQUEST_FIELDS = ("account_id", "merchant_id", "amount", "merchant_category", "channel", "country")
+MAX_DURATION_S = 600.0
+MAX_RPS = 5_000.0
+
+
+@dataclass
+class LoadStats:
+    requests: int = 0
+    errors: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "codes": dict(self.codes),
+            "seconds": round(self.seconds, 2),
+            "achieved_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(float(np.nanpercentile(lat, 50)), 3),
+            "p90_ms": round(float(np.nanpercentile(lat, 90)), 3),
+            "p99_ms": round(float(np.nanpercentile(lat, 99)), 3),
+            "max_ms": round(float(np.nanmax(lat)), 3),
+        }
+
+
+def check_loopback(url: str) -> tuple[str, int]:
+    u = urlparse(url)
+    if u.scheme != "http" or not u.hostname or not u.port:
+        raise UsageError(f"{url!r} is not an http://host:port URL", "Use the URL printed by `kindml serve start`.")
+    try:
+        addrs = {ai[4][0] for ai in socket.getaddrinfo(u.hostname, u.port)}
+    except socket.gaierror:
+        raise UsageError(f"cannot resolve {u.hostname!r}", "Use 127.0.0.1.") from None
+    if not all(ipaddress.ip_address(a).is_loopback for a in addrs):
+        raise UsageError(f"loadgen only targets loopback addresses; {u.hostname} is not one", "kindml's load generator is for the local predictor: use 127.0.0.1.")
+    return u.hostname, u.port
+
+
+def payloads(df: pd.DataFrame) -> list[bytes]:
+    rows = df.loc[:, [*REQUEST_FIELDS, "event_timestamp"]].copy()
+    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out = []
+    for rec in rows.to_dict(orient="records"):
+        rec["account_id"] = int(rec["account_id"])
+        rec["merchant_id"] = int(rec["merchant_id"])
+        rec["amount"] = float(rec["amount"])
+        out.append(json.dumps({"instances": [rec]}).encode())
+    return out
+
+
+def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None, duration: float | None = None,
+             threads: int = 4, max_requests: int | None = None) -> LoadStats:
+    """Send ``bodies`` (cycled) to ``url``: at ``rps`` for ``duration`` seconds, or each body once as fast as possible."""
+    host, port = check_loopback(url)
+    if rps is not None and not 0 < rps <= MAX_RPS:
+        raise UsageError(f"--rps {rps} is out of range", f"Use 0 < rps <= {MAX_RPS:g}.")
+    if duration is not None and not 0 < duration <= MAX_DURATION_S:
+        raise UsageError(f"--duration {duration} is out of range", f"Use 0 < duration <= {MAX_DURATION_S:g} seconds.")
+    if not bodies:
+        raise UsageError("no requests to send", "Generate at least one transaction.")
+    total = max_requests or (int(rps * duration) if rps and duration else len(bodies))
+    path = f"/v1/models/{model}:predict"
+    stats = LoadStats()
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.05
+    next_index = iter(range(total))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        local_lat: list[float] = []
+        local_codes: dict[str, int] = {}
+        errors = 0
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                break
+            if rps:
+                due = start + i / rps
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            body = bodies[i % len(bodies)]
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                code = str(resp.status)
+            except (OSError, http.client.HTTPException):
+                code = "conn_error"
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=10)
+            local_lat.append((time.perf_counter() - t0) * 1000)
+            local_codes[code] = local_codes.get(code, 0) + 1
+            if code != "200":
+                errors += 1
+        conn.close()
+        with lock:
+            stats.latencies_ms.extend(local_lat)
+            stats.requests += len(local_lat)
+            stats.errors += errors
+            for k, v in local_codes.items():
+                stats.codes[k] = stats.codes.get(k, 0) + v
+
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, threads))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    stats.seconds = time.perf_counter() - start
+    return stats

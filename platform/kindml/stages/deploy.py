@@ -1,0 +1,56 @@
+"""Stage ``deploy``: serve the champion with the local KServe predictor and smoke-test it (v1 and v2)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kindml.config import KindmlConfig
+from kindml.errors import ServingError
+from kindml.runtime import RuntimeEnv
+from kindml.workspace import Workspace
+
+
+def _post(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = json.loads(r.read())
+        return r.status, body, (time.perf_counter() - t0) * 1000
+
+
+def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Path, out_dir: Path) -> dict[str, Any]:
+    from kindml.serving.bundle import fetch_bundle
+    from kindml.serving.server import start_background
+
+    if env.target != "local":
+        raise ServingError("the deploy stage serves locally only in this build", "On a cluster the InferenceService is applied by `kindml up`/the cluster plan.")
+    registered = json.loads((registered_dir / "registered.json").read_text(encoding="utf-8"))
+    ws = Workspace(Path(env.workspace)).ensure()
+    # serve the champion (the new version if the gate promoted it, else the previous champion)
+    ref = f"{registered['name']}@{cfg.registry.champion_alias}"
+    bundle = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, ref)
+    st = start_background(ws, bundle.folder, bundle.name, bundle.version)
+    tx = pd.read_parquet(clean_dir / "transactions.parquet").tail(1)
+    row = tx.iloc[0]
+    inst = {"account_id": int(row["account_id"]), "merchant_id": int(row["merchant_id"]), "amount": float(row["amount"]),
+            "merchant_category": str(row["merchant_category"]), "channel": str(row["channel"]), "country": str(row["country"]),
+            "event_timestamp": pd.Timestamp(row["event_timestamp"]).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    code1, v1, ms1 = _post(f"{st.url}/v1/models/{bundle.name}:predict", {"instances": [inst]})
+    v2_inputs = [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else ("INT64" if isinstance(v, int) else "FP64"), "data": [v]}
+                 for k, v in inst.items()]
+    code2, v2, ms2 = _post(f"{st.url}/v2/models/{bundle.name}/infer", {"inputs": v2_inputs})
+    score1 = v1["predictions"][0]["score"]
+    score2 = next(o for o in v2["outputs"] if o["name"] == "score")["data"][0]
+    if code1 != 200 or code2 != 200 or abs(score1 - score2) > 1e-5:
+        raise ServingError(f"smoke test failed: v1 {code1} score {score1}, v2 {code2} score {score2}", f"See {st.log}.")
+    result = {"url": st.url, "pid": st.pid, "model": bundle.name, "version": bundle.version, "model_dir": str(bundle.folder),
+              "smoke": {"v1_ms": round(ms1, 2), "v2_ms": round(ms2, 2), "score": score1, "model_version_reported": v1["model_version"]}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result

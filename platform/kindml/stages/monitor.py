@@ -1,0 +1,79 @@
+"""Stage ``monitor``: replay clean then drifted traffic through the predictor; a real Prometheus scrapes it and evaluates the rules.
+
+Phases: (1) clean live traffic (the generator without drift) fills the drift
+window, (2) traffic drifted by ``data.drift`` replaces it, (3) wait until a
+drift alert fires (or, with no drift, for the alert's ``for`` duration plus a
+margin, to show that none does). Records latency percentiles, errors, the max
+PSI per feature and the alerts that fired with their first-seen time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kindml.config import DriftSpec, KindmlConfig
+from kindml.runtime import RuntimeEnv
+from kindml.workspace import Workspace
+
+CLEAN_REQUESTS = 1_500
+DRIFT_REQUESTS = 3_000
+DRIFT_ALERTS = ("KindmlFeatureDrift", "KindmlPredictionDrift")
+
+
+def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float = 60.0) -> dict[str, Any]:
+    from kindml.data.generate import build_world, generate_live
+    from kindml.monitoring.prometheus import LocalPrometheus
+    from kindml.monitoring.rules import write_local_rules
+    from kindml.serving.loadgen import payloads, run_load
+
+    dep = json.loads((deployed_dir / "deployed.json").read_text(encoding="utf-8"))
+    ws = Workspace(Path(env.workspace)).ensure()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = cfg.data
+    world = build_world(d.seed, d.accounts, d.merchants, d.days, d.end_date)
+    clean = generate_live(world, CLEAN_REQUESTS, None, stream=11)
+    drifted = generate_live(world, DRIFT_REQUESTS, DriftSpec.from_severity(d.drift) if d.drift > 0 else None, stream=12)
+    rules = write_local_rules(ws.serving / "prometheus" / "rules.yml")
+    host_port = dep["url"].removeprefix("http://")
+    timeline: list[dict[str, Any]] = []
+    with LocalPrometheus(ws.serving / "prometheus", [host_port], rules) as prom:
+        t_start = time.time()
+        s1 = run_load(dep["url"], dep["model"], payloads(clean), threads=4)
+        timeline.append({"phase": "clean", "at": datetime.now(UTC).isoformat(), **s1.summary()})
+        s2 = run_load(dep["url"], dep["model"], payloads(drifted), threads=4)
+        timeline.append({"phase": "drifted" if d.drift > 0 else "clean-2", "at": datetime.now(UTC).isoformat(), **s2.summary()})
+        deadline = time.monotonic() + wait_s
+        fired: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline:
+            for a in prom.alerts():
+                if a.get("state") == "firing":
+                    key = a["labels"]["alertname"] + "/" + a["labels"].get("feature", "")
+                    fired.setdefault(key, {"alertname": a["labels"]["alertname"], "labels": a["labels"], "first_seen": a.get("activeAt"),
+                                           "value": a.get("value")})
+            if d.drift > 0 and any(f["alertname"] in DRIFT_ALERTS for f in fired.values()):
+                break
+            time.sleep(1.0)
+        max_psi = {r["metric"]["feature"]: round(float(r["value"][1]), 4)
+                   for r in prom.query(f'max by (feature) (kindml_feature_drift{{method="psi",model="{dep["model"]}"}})')}
+        pred = prom.query(f'kindml_prediction_drift{{method="psi",model="{dep["model"]}"}}')
+        prediction_psi = round(float(pred[0]["value"][1]), 4) if pred else None
+        observed_s = round(time.time() - t_start, 1)
+    lat = s1.latencies_ms + s2.latencies_ms
+    import numpy as np
+
+    serving = {"requests": s1.requests + s2.requests, "errors": s1.errors + s2.errors,
+               "p50_ms": round(float(np.percentile(lat, 50)), 3), "p99_ms": round(float(np.percentile(lat, 99)), 3)}
+    result = {
+        "serving": serving,
+        "drift": {"severity": d.drift, "max_psi": max_psi, "prediction_psi": prediction_psi,
+                  "alerts_fired": sorted(fired.values(), key=lambda f: f["first_seen"] or "")},
+        "phases": timeline,
+        "observed_seconds": observed_s,
+        "rules": str(rules),
+    }
+    (out_dir / "monitor.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
