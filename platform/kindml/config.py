@@ -132,6 +132,13 @@ class ExportConfig(_Strict):
     opset: int = Field(18, ge=13, le=23)
 
 
+class QuantizeConfig(_Strict):
+    """The export stage's optional quantize step (see kindml.bench.quantize.choose_variant)."""
+
+    enabled: bool = Field(False, description="Build INT8 variants of the exported model and keep the fastest within the budget.")
+    accuracy_budget: float = Field(0.005, ge=0.0, le=1.0, description="Largest allowed ROC AUC drop of a quantised variant vs FP32.")
+
+
 class RegistryConfig(_Strict):
     model_name: str = Field("fraud-detector", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: a SQLite store in the workspace.")
@@ -147,6 +154,7 @@ class KindmlConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> KindmlConfig:

@@ -44,6 +44,13 @@ VARIANTS: dict[str, Variant] = {
     )
 }
 
+# Intra-op threads when --threads is not given. One thread by default: the
+# ratios are then per-core kernel efficiency, free of thread-pool scheduling
+# noise (worker threads of one session spinning while the next variant runs,
+# or a busy neighbour preempting one of two workers). --threads N measures
+# multi-core scaling; the count is recorded with every result.
+DEFAULT_THREADS = 1
+
 # The variant every speed-up is measured against (same model, provider family, batch).
 BASELINE_VARIANT = "ort_fp32_all"
 BASELINE_PROVIDER = {TORCH_CPU: CPU_EP, CPU_EP: CPU_EP, TORCH_CUDA: CUDA_EP, CUDA_EP: CUDA_EP, TRT_EP: CUDA_EP}

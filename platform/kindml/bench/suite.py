@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from kindml.bench.catalog import (
     BASELINE_PROVIDER,
     BASELINE_VARIANT,
+    DEFAULT_THREADS,
     MODELS,
     SUITE_SETTINGS,
     SUITES,
@@ -62,7 +63,7 @@ class BenchRequest:
     suite: str = "quick"
     models: tuple[str, ...] = MODELS
     device: str = "auto"
-    threads: int | None = None  # default: the CPUs this process may use
+    threads: int | None = None  # default: catalog.DEFAULT_THREADS (1)
     out_dir: Path | None = Path("benchmarks/results")  # None: do not write files
     work_dir: Path | None = None  # default: a temporary folder, removed afterwards
     fraud_source: str = "auto"  # auto | registry | train
@@ -90,7 +91,7 @@ def validate_request(req: BenchRequest) -> None:
     if req.fraud_source not in ("auto", "registry", "train"):
         raise UsageError(f"unknown fraud model source {req.fraud_source!r}", "Use auto (registry champion if any, else train), registry or train.")
     if req.threads is not None and req.threads < 1:
-        raise UsageError(f"--threads {req.threads}: must be at least 1", "Leave it out to use every CPU this process may run on.")
+        raise UsageError(f"--threads {req.threads}: must be at least 1", "Leave it out for the default (1 thread).")
     if req.repeats is not None and req.repeats < MIN_REPEATS:
         raise UsageError(f"repeats {req.repeats}: at least {MIN_REPEATS} are needed for a median and a CV worth reporting", f"Use {MIN_REPEATS} or more.")
     if req.batches is not None and (not req.batches or any(b < 1 for b in req.batches)):
@@ -266,7 +267,7 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
 
     settings = effective_settings(req)
     cpu = read_cpuinfo()
-    threads = req.threads or cpu.logical_cpus
+    threads = req.threads or DEFAULT_THREADS
     _set_threads(threads)
     planned_all = plan(settings, device, available, torch_cuda=bool(torch.cuda.is_available()))
     if req.variants is not None:

@@ -21,8 +21,10 @@ Recipes (the same for every model; the settings are recorded in the result):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,18 @@ def calibration_reader(feeds: list[dict[str, np.ndarray]]) -> Any:
             self.it = iter(self.items)
 
     return Reader(feeds)
+
+
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """The ORT quantiser logs through the root logger (one line per skipped LayerNorm axis...)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def preprocess_for_quantization(src: Path, dst: Path) -> str:
@@ -104,7 +118,8 @@ class VariantFiles:
             raise BenchmarkError(self.errors[weights])
         t0 = time.perf_counter()
         try:
-            path = self._build(weights)
+            with quiet_quantizer():
+                path = self._build(weights)
         except BenchmarkError as exc:
             self.errors[weights] = exc.message
             raise

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,12 +15,12 @@ from kindml.cli.common import OUTPUT_OPTION, Output, emit, progress_enabled, sta
 from kindml.errors import UsageError
 
 
-class Target(str, Enum):
+class Target(str, Enum):  # noqa: UP042 (same style as kindml.cli.common.Output)
     kind = "kind"
     local = "local"
 
 
-class CanaryAction(str, Enum):
+class CanaryAction(str, Enum):  # noqa: UP042
     canary = "canary"
     promote = "promote"
     rollback = "rollback"
@@ -205,8 +204,8 @@ def register(app: typer.Typer) -> None:
     def render_isvc(
         champion_version: str = typer.Option(..., "--champion-version", help="Registry version serving now."),
         champion_uri: str = typer.Option(..., "--champion-uri", help="MLflow URI of its exported model, e.g. models:/fraud-detector/3."),
-        challenger_version: Optional[str] = typer.Option(None, "--challenger-version", help="Candidate version for the canary."),  # noqa: UP007
-        challenger_uri: Optional[str] = typer.Option(None, "--challenger-uri", help="MLflow URI of the candidate."),  # noqa: UP007
+        challenger_version: str | None = typer.Option(None, "--challenger-version", help="Candidate version for the canary."),  # noqa: UP007
+        challenger_uri: str | None = typer.Option(None, "--challenger-uri", help="MLflow URI of the candidate."),  # noqa: UP007
         traffic: int = typer.Option(10, "--traffic", min=0, max=100, help="Percent of traffic to the canary."),
         action: CanaryAction = typer.Option(CanaryAction.canary, "--action", help="canary: champion + challenger; promote: challenger becomes the champion; rollback: champion only."),
         replicas: int = typer.Option(1, "--replicas", min=1, max=10, help="Predictor replicas per version."),

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from kindml.cluster import objects, paths, proc
 
 ROOT = paths.repo_root()

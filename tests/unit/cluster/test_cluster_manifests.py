@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
-
 from kindml.cluster import endpoints, kindconfig, objects
 
 pytestmark = pytest.mark.unit
