@@ -102,3 +102,9 @@ class BenchmarkError(KindmlError):
     """The benchmark suite was asked for something it cannot do (unknown model, no CUDA, ...)."""
 
     exit_code = 12
+
+
+class MonitoringError(KindmlError):
+    """The local Prometheus could not be started, reached or stopped, or a drift profile is unusable."""
+
+    exit_code = 13

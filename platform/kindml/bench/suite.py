@@ -9,6 +9,7 @@ packages or is generated.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
@@ -102,6 +103,13 @@ def validate_request(req: BenchRequest) -> None:
             raise UsageError(f"unknown variant(s): {', '.join(bad)}", f"Choose from: {', '.join(VARIANTS)}.")
 
 
+def check_device(req: BenchRequest) -> tuple[str, str]:
+    """(device, note) for the request on this onnxruntime build; BenchmarkError for cuda without CUDA."""
+    import onnxruntime as ort
+
+    return resolve_device(req.device, list(ort.get_available_providers()))
+
+
 def effective_settings(req: BenchRequest) -> SuiteSettings:
     s = SUITE_SETTINGS[req.suite]
     if req.batches is not None:
@@ -132,10 +140,8 @@ def _set_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set in this process
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass
 
 
 @dataclass

@@ -134,7 +134,13 @@ class VariantFiles:
         return path
 
     def _build(self, weights: str) -> Path:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         out = self.work_dir / f"model.{weights}.onnx"

@@ -26,6 +26,7 @@ _MODULES = (
     "kindml.cli.models_cmd",
     "kindml.cli.serve_cmd",
     "kindml.cli.cluster_cmd",
+    "kindml.cli.bench_cmd",
 )
 
 HELP = """kindml: a Kubeflow-based ML platform kit for your laptop.

@@ -69,6 +69,8 @@ def make_predictor(bundle: ModelBundle, features: Any | None, threshold: float =
             self.features = features
             self.threshold = threshold
             self.monitor = monitor if drift_enabled else None
+            if self.monitor is not None:
+                mm.register_monitor(self.monitor)
             self.session: Any = None
             self.assembler: Assembler | None = None
 

@@ -1,0 +1,123 @@
+"""`kindml bench`: the ONNX Runtime optimisation and quantisation benchmark suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kindml.cli.common import OUTPUT_OPTION, Output, emit, progress_enabled, state
+
+
+def _registry_source(cfg: Any) -> Any:
+    """Where a registered fraud champion could be: only when a registry exists (no MLflow import otherwise)."""
+    from kindml.bench.fraud import RegistrySource
+    from kindml.runtime import RuntimeEnv
+
+    ws = state().workspace(cfg)
+    if not cfg.registry.tracking_uri and not (ws.mlflow / "mlflow.db").exists():
+        return None
+    env = RuntimeEnv.local(cfg, ws)
+    return RegistrySource(env.mlflow_tracking_uri, cfg.registry.model_name, cfg.registry.champion_alias)
+
+
+class _RichProgress:
+    def __init__(self, progress: Any) -> None:
+        self.p = progress
+        self.task = progress.add_task("starting", total=None)
+
+    def start(self, total: int) -> None:
+        self.p.update(self.task, total=total)
+
+    def update(self, description: str) -> None:
+        self.p.update(self.task, description=description)
+
+    def advance(self, n: int = 1) -> None:
+        self.p.advance(self.task, n)
+
+
+def _text(doc: dict[str, Any]) -> str:
+    from kindml.bench.suite import headline
+
+    m = doc["machine"]
+    lines = [
+        f"{doc['suite']} suite on {m['cpu_model']} ({', '.join(k for k, v in m['isa'].items() if v) or 'no AVX2'}), "
+        f"{m['threads']} thread(s), onnxruntime {m['onnxruntime_version']}, device {doc['device']}: {doc['wall_seconds']} s",
+        *headline(doc),
+    ]
+    for g in doc.get("goals", []):
+        if g["measured"] is not None:
+            met = "met" if g["met"] else "NOT met"
+            at = "" if g["batch"] is None else f" (batch {g['batch']})"
+            lines.append(f"goal: {g['goal']}{at}: {g['measured']} (target {g['target']}): {met}")
+    if doc.get("noisy"):
+        lines.append(f"warning: {doc['noisy_records']} of {len(doc['results'])} measurements are noisy (CV > {doc['settings']['cv_threshold']}); load average {m.get('load_average_start')} -> {m.get('load_average_end')}")
+    skipped = doc.get("skipped", [])
+    if skipped:
+        failed = [s for s in skipped if s["kind"] == "failed"]
+        lines.append(f"skipped: {len(skipped)} (variant, provider) pairs" + (f", {len(failed)} failed" if failed else "") + " (reasons in the markdown report)")
+        for s in failed:
+            lines.append(f"  failed: {s['model']} {s['variant']} on {s['provider']}: {s['reason']}")
+    for kind, path in (doc.get("files") or {}).items():
+        lines.append(f"{kind}: {path}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(
+        suite: str = typer.Option("quick", "--suite", help="quick (a few minutes: batches 1/8/32, 5 repeats) or full (batches 1/8/32/128, 10 repeats, QOperator and FP16 too)."),
+        models: list[str] = typer.Option(None, "--models", "-m", help="Models, comma-separated or repeated: fraud_mlp, digits_cnn, minilm_l6 (default: all)."),
+        device: str = typer.Option("auto", "--device", help="cpu, cuda (CUDA/TensorRT EPs; fails without them) or auto (cuda when the CUDA EP exists, else cpu)."),
+        threads: int = typer.Option(None, "--threads", help="Intra-op threads for ONNX Runtime and PyTorch (default 1; recorded with the result)."),
+        out_dir: Path = typer.Option(Path("benchmarks/results"), "--out-dir", help="Where the JSON, markdown and PNG plots go."),
+        fraud_source: str = typer.Option("auto", "--fraud-source", help="fraud_mlp from the registry champion (registry), trained on the spot (train), or registry if there is one (auto)."),
+        output: Output = OUTPUT_OPTION,
+    ) -> None:
+        """Measure PyTorch eager vs ONNX Runtime FP32 / INT8 / FP16 / TensorRT side by side, with accuracy.
+
+        All variants of a model run in one process, interleaved, with fixed
+        threads; each has a correctness measure against FP32 (fraud AUC,
+        digits accuracy, MiniLM cosine and nearest-neighbour agreement).
+        Writes benchmarks/results/<suite>-<cpu>-<date>.json, .md and PNG
+        plots. Variants that cannot run here (GPU ones on a CPU machine) are
+        listed as skipped with the reason.
+        """
+        from kindml.bench.models import parse_models
+        from kindml.bench.suite import BenchRequest, check_device, run, validate_request
+
+        req = BenchRequest(
+            suite=suite.strip().lower(),
+            models=parse_models(models),
+            device=device.strip().lower(),
+            threads=threads,
+            out_dir=out_dir,
+            fraud_source=fraud_source.strip().lower(),
+        )
+        validate_request(req)
+        check_device(req)
+        if "fraud_mlp" in req.models and req.fraud_source != "train":
+            cfg = state().config()
+            req.registry = _registry_source(cfg)
+            req.fraud_data = {"seed": cfg.data.seed, "accounts": cfg.data.accounts, "merchants": cfg.data.merchants, "days": cfg.data.days, "rows": cfg.data.rows, "end_date": cfg.data.end_date}
+            if req.fraud_source == "registry" and req.registry is None:
+                from kindml.errors import BenchmarkError
+
+                raise BenchmarkError("--fraud-source registry: no model registry in this workspace", "Run `kindml capstone` first, or use --fraud-source train / auto.")
+        if progress_enabled(output) and state().verbose == 0:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            from kindml.cli.common import stderr_console
+
+            with Progress(TextColumn("[bold]{task.description:<58}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True) as p:
+                doc = run(req, _RichProgress(p))
+        else:
+            doc = run(req)
+        emit(doc, output, _text(doc))
