@@ -58,8 +58,7 @@ def capstone(
         clean=t_validate.outputs["clean"], validation=t_validate.outputs["validation"], training_set=t_features.outputs["training_set"],
         model=t_train.outputs["model"], evaluation=t_eval.outputs["evaluation"], onnx_model=t_export.outputs["onnx_model"],
     ).set_display_name("register")
-    # the registry is not a cache: every run registers its own version
-    t_register.set_caching_options(False)
+    # register IS cached (per run): a resumed run must not register the same model twice
     with dsl.If(serve == True, name="serve-and-monitor"):  # noqa: E712 - a KFP condition, not Python
         t_deploy = deploy(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"],
                           registered=t_register.outputs["registered"]).set_display_name("deploy")

@@ -23,3 +23,4 @@ def evaluate(config_json: str, env_json: str, model: Input[Model], holdout: Inpu
     for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece"):
         stats.log_metric(k, float(out["metrics"][k]))
     stats.log_metric("promote", 1.0 if out["gate"]["promote"] else 0.0)
+    context.save_metrics(stats)

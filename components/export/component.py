@@ -19,3 +19,4 @@ def export(config_json: str, model: Input[Model], holdout: Input[Dataset], onnx_
         raise
     onnx_model.metadata.update({"framework": "onnx", "opset": cfg.export.opset})
     stats.log_metric("parity_max_abs_error", float(out["parity"]["max_abs_error"]))
+    context.save_metrics(stats)

@@ -20,3 +20,4 @@ def features(config_json: str, env_json: str, clean: Input[Dataset], training_se
     training_set.metadata.update({"feature_service": out["feature_service"], "rows": out["rows"]})
     stats.log_metric("rows", out["rows"])
     stats.log_metric("rows_without_features", out["rows_without_features"])
+    context.save_metrics(stats)

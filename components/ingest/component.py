@@ -21,3 +21,4 @@ def ingest(config_json: str, rows: int, days: int, seed: int, corruption_rate: f
     stats.log_metric("rows", out["rows"])
     stats.log_metric("accounts", out["accounts"])
     stats.log_metric("fraud_rate", out["fraud_rate"])
+    context.save_metrics(stats)

@@ -21,3 +21,4 @@ def monitor(config_json: str, env_json: str, drift: float, deployed: Input[Artif
     stats.log_metric("p99_ms", out["serving"]["p99_ms"])
     stats.log_metric("errors", out["serving"]["errors"])
     stats.log_metric("alerts_fired", len(out["drift"]["alerts_fired"]))
+    context.save_metrics(stats)

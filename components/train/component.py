@@ -21,3 +21,4 @@ def train(config_json: str, env_json: str, training_set: Input[Dataset], workers
     model.metadata.update({"framework": "pytorch", "mlflow_run_id": out["mlflow_run_id"], "best_params": out["best_params"]})
     stats.log_metric("val_auc", out["val_auc"])
     stats.log_metric("tune_trials", len(out["trials"]))
+    context.save_metrics(stats)

@@ -27,3 +27,4 @@ def validate(config_json: str, raw: Input[Dataset], quarantine: bool, clean: Out
     stats.log_metric("clean_rows", out["clean_rows"])
     stats.log_metric("quarantined_rows", out["quarantined_rows"])
     stats.log_metric("failed_expectations", out["failed_expectations"])
+    context.save_metrics(stats)

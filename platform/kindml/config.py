@@ -86,6 +86,7 @@ class DataConfig(_Strict):
     end_date: date | None = Field(None, description="Last day of history; default: yesterday (the last complete UTC day).")
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec)
     drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor`.")
+    history_drift: float = Field(0.0, ge=0.0, le=3.0, description="Drift already present in the history window (retraining on recent data).")
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> DataConfig:
@@ -257,7 +258,9 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tup
     data: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        # only KINDML_<SECTION>__<FIELD> names are settings; other KINDML_* variables
+        # (KINDML_HOME, KINDML_RUN_DIR, in-cluster wiring, ...) belong to the runtime
+        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV or "__" not in name:
             continue
         keys = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
         if not all(keys):

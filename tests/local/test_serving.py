@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.local
 
-SMALL = ["--rows", "10000", "--days", "30", "--epochs", "2", "--tune-trials", "2", "--no-serve"]
+SMALL = ["--rows", "10000", "--days", "30", "--epochs", "3", "--tune-trials", "2", "--no-serve"]
 
 
 def kindml(args: list[str], home: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:

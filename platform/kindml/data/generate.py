@@ -248,8 +248,11 @@ def build_world(seed: int, accounts: int, merchants: int, days: int, end_date: d
     return FraudWorld(seed=seed, n_accounts=accounts, n_merchants=merchants, end=end_of_history(end_date), days=days)
 
 
-def generate_history(world: FraudWorld, rows: int) -> pd.DataFrame:
-    return world.transactions(rows, world.start, world.end, stream=0)
+def generate_history(world: FraudWorld, rows: int, drift: DriftSpec | None = None) -> pd.DataFrame:
+    """The history window; with ``drift`` the world has already moved (what a retraining run sees)."""
+    if drift is not None and drift.is_zero:
+        drift = None
+    return world.transactions(rows, world.start, world.end, drift=drift, stream=0 if drift is None else 5)
 
 
 def generate_live(world: FraudWorld, rows: int, drift: DriftSpec | None, days: int = 1, stream: int = 1) -> pd.DataFrame:

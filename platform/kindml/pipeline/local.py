@@ -287,6 +287,9 @@ def run_capstone(
     if failure is None:
         base["status"] = "succeeded"
         summary = collect_summary(run_dir, base, clock, STAGES)
+        for info in summary["stages"].values():
+            if info["status"] == "not_run":  # reused from this run's cache (kfp.local does not log every hit)
+                info.update(status="cached", seconds=0.0)
         if result and summary.get("model") is None:
             summary["model"] = result
         atomic_write_json(run_dir / "summary.json", summary)

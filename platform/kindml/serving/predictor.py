@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def make_predictor(bundle: ModelBundle, features: Any | None, threshold: float =
                     InferOutput(name="account_known", shape=[len(scores)], datatype="BOOL", data=out["account_known"].tolist()),
                 ]
                 return InferResponse(model_name=bundle.name, model_version=bundle.version, infer_outputs=outputs,
-                                     response_id=payload.id, parameters={"degraded": out["degraded"]})
+                                     response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": out["degraded"]})
             preds = [{"score": round(float(s), 6), "decision": bool(d), "fraud": bool(d), "account_known": bool(k)}
                      for s, d, k in zip(scores, decisions, out["account_known"], strict=True)]
             return {"predictions": preds, "model_name": bundle.name, "model_version": bundle.version, "degraded": out["degraded"]}

@@ -41,3 +41,18 @@ def record_failure(stage: str, exc: BaseException) -> None:
     path = Path(run_dir) / "errors" / f"{stage}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def save_metrics(artifact: Any) -> None:
+    """Also write a Metrics artifact's values to its file.
+
+    KFP carries metrics in the executor output, not in the artifact file, and
+    kfp.local treats a cache entry whose artifact file is missing as a miss —
+    so without the file no stage downstream of a Metrics output is ever
+    reused on resume. The file is harmless (and readable) on a cluster too.
+    """
+    from pathlib import Path
+
+    path = Path(artifact.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(artifact.metadata), indent=2, default=str), encoding="utf-8")

@@ -34,6 +34,14 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Pat
     ws = Workspace(Path(env.workspace)).ensure()
     # serve the champion (the new version if the gate promoted it, else the previous champion)
     ref = f"{registered['name']}@{cfg.registry.champion_alias}"
+    from kindml import registry as reg
+
+    if reg.resolve(env.mlflow_tracking_uri, registered["name"], alias=cfg.registry.champion_alias) is None:
+        raise ServingError(
+            f"nothing to serve: the gate did not promote {registered['name']} v{registered['version']} and there is no earlier champion",
+            "See the evaluation report of this run (the gate's reasons); train with more data or epochs, or lower evaluate.min_roc_auc "
+            "deliberately. `kindml capstone --no-serve` skips deploy and monitor.",
+        )
     bundle = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, ref)
     st = start_background(ws, bundle.folder, bundle.name, bundle.version)
     tx = pd.read_parquet(clean_dir / "transactions.parquet").tail(1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from kindml.config import KindmlConfig
+from kindml.config import DriftSpec, KindmlConfig
 from kindml.data.generate import build_world, corrupt, generate_history
 from kindml.data.load import content_hash, load_folder, write_parquet
 
@@ -18,11 +18,12 @@ def run(cfg: KindmlConfig, out_dir: Path) -> dict[str, Any]:
     manifest: dict[str, Any] = {"source": d.source}
     if d.source == "generate":
         world = build_world(d.seed, d.accounts, d.merchants, d.days, d.end_date)
-        tx = generate_history(world, d.rows)
+        tx = generate_history(world, d.rows, DriftSpec.from_severity(d.history_drift) if d.history_drift else None)
         accounts = world.accounts
         tx, damage = corrupt(tx, d.corruption, d.seed, cfg.validation.max_amount)
         manifest |= {
             "seed": d.seed,
+            "history_drift": d.history_drift,
             "window_start": world.start.isoformat(),
             "window_end": world.end.isoformat(),
             "days": d.days,

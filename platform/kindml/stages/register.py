@@ -48,8 +48,15 @@ def lineage_tags(
     return tags
 
 
-def reference_profile(training_dir: Path, model_dir: Path, export_dir: Path, train: dict[str, Any], out_path: Path, max_rows: int = 50_000) -> dict[str, Any]:
-    """The drift reference stored with the version: binned training inputs, category mix and score distribution."""
+def reference_profile(training_dir: Path, model_dir: Path, export_dir: Path, train: dict[str, Any], out_path: Path,
+                      window_start: str | None = None, max_rows: int = 50_000, warmup_days: int = 30) -> dict[str, Any]:
+    """The drift reference stored with the version: binned training inputs, category mix and score distribution.
+
+    Rows of the first ``warmup_days`` of the history are left out when enough
+    remain: their 30-day aggregates cover a partial window (the history starts
+    there), which live traffic never shows — keeping them would make every
+    undrifted day look drifted.
+    """
     import numpy as np
     import pandas as pd
 
@@ -61,6 +68,10 @@ def reference_profile(training_dir: Path, model_dir: Path, export_dir: Path, tra
     df = pd.read_parquet(training_dir / "training_set.parquet")
     val_end = pd.Timestamp(train["split_boundaries"]["val_end"])
     df = df[df["event_timestamp"] <= val_end]  # train + validation split: never the holdout
+    if window_start:
+        settled = df[df["event_timestamp"] >= pd.Timestamp(window_start) + pd.Timedelta(days=warmup_days)]
+        if len(settled) >= 2_000:
+            df = settled
     if len(df) > max_rows:
         df = df.sample(max_rows, random_state=0)
     spec = PreprocessingSpec.load(model_dir / "preprocessing.json")
@@ -87,7 +98,7 @@ def run(
     parity = _read(export_dir / "parity.json")
     tags = lineage_tags(cfg, env, pipeline_run_id, ingest, validation, features, train, metrics, gate, parity)
     out_dir.mkdir(parents=True, exist_ok=True)
-    reference_profile(training_dir, model_dir, export_dir, train, out_dir / "reference_profile.json")
+    reference_profile(training_dir, model_dir, export_dir, train, out_dir / "reference_profile.json", ingest.get("window_start"))
     extra = [out_dir / "reference_profile.json", export_dir / "preprocessing.json", export_dir / "parity.json", eval_dir / "metrics.json", eval_dir / "gate.json"]
     extra += [p for p in sorted(export_dir.glob("*.json")) if p not in extra]
     extra += [p for p in sorted(export_dir.glob("*.onnx")) if p.name != "model.onnx"]
