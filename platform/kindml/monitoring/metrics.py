@@ -1,93 +1,259 @@
-"""Prometheus metrics of the predictor, on KServe's /metrics (the default prometheus_client registry).
+"""Prometheus metrics of the predictor: drift gauges computed at scrape time, request counters, latency histograms.
 
-Names (bounded labels: model, version, code, feature from a fixed list, method ∈ psi|js|ks):
+KServe 0.21's ``ModelServer`` serves ``/metrics`` from the *default*
+``prometheus_client`` registry (``kserve/protocol/rest/server.py``:
+``encoder(REGISTRY)``), so everything registered here on
+``prometheus_client.REGISTRY`` appears there next to KServe's own
+``request_predict_seconds`` etc. With ``workers > 1`` every worker process has
+its own registry and drift window; kindml runs one worker.
 
-- ``kindml_requests_total{model,version,code}``         counter
-- ``kindml_request_latency_seconds{model,version}``     histogram (0.5 ms … 1 s)
-- ``kindml_unknown_accounts_total{model,version}``      counter: scored with "no history" defaults
-- ``kindml_online_store_errors_total{model,version}``   counter: degraded lookups
-- ``kindml_feature_drift{model,version,feature,method}`` gauge, computed at scrape time
-- ``kindml_prediction_drift{model,version,method}``      gauge, computed at scrape time
-- ``kindml_window_samples{model,version}``               gauge
+Metrics (Prometheus naming: ``kindml_`` prefix, base units, ``_total`` on counters)
 
-Coming from TrustyAI (Open Data Hub): ``trustyai_kstest`` ≈ ``kindml_feature_drift{method="ks"}``,
-``trustyai_jensenshannon`` ≈ ``kindml_feature_drift{method="js"}``; TrustyAI's
-``trustyai_meanshift`` has no direct equivalent (PSI is the closest), and its
-fairness metrics (``trustyai_spd``, ``trustyai_dir``) are out of scope. kindml's
-values come from binned sliding windows (see ``kindml.monitoring.drift``), not
-from TrustyAI's stored-inference batches.
+==========================================================  =========  ==============================================
+name{labels}                                                type       meaning
+==========================================================  =========  ==============================================
+``kindml_feature_drift{model,version,feature,method}``      gauge      drift of one input vs the training reference;
+                                                                       method ``psi`` | ``js`` | ``ks`` (``ks`` only
+                                                                       for numeric features)
+``kindml_prediction_drift{model,version,method}``           gauge      drift of the score distribution (psi|js|ks)
+``kindml_window_samples{model,version}``                    gauge      rows currently in the drift window
+``kindml_requests_total{model,version,code}``               counter    prediction requests by HTTP status code
+``kindml_request_latency_seconds{model,version}``           histogram  server-side latency of successful (2xx)
+                                                                       requests, buckets 0.5 ms .. 1 s
+``kindml_unknown_accounts_total{model,version}``            counter    rows scored with default features because the
+                                                                       account has no online features
+``kindml_online_store_errors_total{model,version}``         counter    online-store lookups that failed (degraded)
+==========================================================  =========  ==============================================
+
+Drift gauges are computed by a custom collector when Prometheus scrapes (not
+per request); until a window holds ``min_samples`` rows only
+``kindml_window_samples`` is exported for it. Label cardinality is bounded:
+``feature`` comes from the reference profile (a fixed list), ``method`` has 3
+values, ``code`` is a 3-digit HTTP status (anything else becomes ``other``), and
+one predictor process serves one ``model``/``version``.
+
+Mapping for users coming from TrustyAI (Open Data Hub / OpenShift AI)
+    TrustyAI publishes one gauge per scheduled metric request, named
+    ``"trustyai_" + metricName.lower()`` with labels ``model``, ``request`` (the
+    request's UUID), the request's tags and, for per-column drift metrics,
+    ``subcategory`` = the column (verified in trustyai-explainability's
+    ``PrometheusPublisher.java`` and trustyai-service's
+    ``prometheus_publisher.py``):
+
+    ===================================  ==============================================  =========================================
+    TrustyAI                              kindml                                          difference
+    ===================================  ==============================================  =========================================
+    ``trustyai_kstest{subcategory=f}``    ``kindml_feature_drift{feature=f,method="ks"}``  TrustyAI's value is the test's *p-value*
+                                                                                          (alert when low); ours is the binned KS
+                                                                                          *statistic* D (alert when high)
+    ``trustyai_approxkstest``             ``kindml_feature_drift{method="ks"}``           TrustyAI: GK-sketch approximation, p-value;
+                                                                                          ours: reference-quantile bins, statistic
+    ``trustyai_jensenshannon``            ``kindml_feature_drift{method="js"}``           ours is the divergence in bits, [0, 1];
+                                                                                          the JS *distance* is its square root
+                                                                                          (TrustyAI's request chooses either)
+    ``trustyai_meanshift``                (none; closest: ``method="psi"``)               TrustyAI: t-test p-value of the mean
+    ``trustyai_fouriermmd``               (none)                                          --
+    ``trustyai_spd``, ``trustyai_dir``    (none)                                          fairness metrics, out of scope (no
+                                                                                          protected attribute in kindml's model)
+    ===================================  ==============================================  =========================================
+
+    kindml has no ``request`` label: the drift window and its methods are fixed
+    per model version instead of being scheduled per request, and the values
+    come from the predictor's own sliding window rather than from stored
+    inference batches.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+LATENCY_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+PREINITIALISED_CODES: tuple[str, ...] = ("200", "400", "500")
+_CODE = re.compile(r"^[1-5][0-9][0-9]$")
 
-_LOCK = threading.Lock()
-_METRICS: dict[str, Any] = {}
-_MONITORS: list[Any] = []
-
-
-def _m() -> dict[str, Any]:
-    with _LOCK:
-        if not _METRICS:
-            _METRICS["requests"] = Counter("kindml_requests", "Prediction requests by HTTP status code.", ["model", "version", "code"])
-            _METRICS["latency"] = Histogram("kindml_request_latency_seconds", "Server-side prediction latency.", ["model", "version"],
-                                            buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
-            _METRICS["unknown"] = Counter("kindml_unknown_accounts", "Transactions of accounts without fresh online features.", ["model", "version"])
-            _METRICS["store_errors"] = Counter("kindml_online_store_errors", "Online feature lookups that failed (degraded answers).", ["model", "version"])
-            REGISTRY.register(DriftCollector())
-        return _METRICS
+FEATURE_DRIFT = "kindml_feature_drift"
+PREDICTION_DRIFT = "kindml_prediction_drift"
+WINDOW_SAMPLES = "kindml_window_samples"
+REQUESTS = "kindml_requests_total"
+LATENCY = "kindml_request_latency_seconds"
+UNKNOWN_ACCOUNTS = "kindml_unknown_accounts_total"
+STORE_ERRORS = "kindml_online_store_errors_total"
 
 
-def record_request(model: str, version: str, code: str, seconds: float) -> None:
-    m = _m()
-    m["requests"].labels(model, version, code).inc()
-    if code == "200":
-        m["latency"].labels(model, version).observe(seconds)
+def _code(code: Any) -> str:
+    c = str(code)
+    return c if _CODE.match(c) else "other"
 
 
-def count_unknown_accounts(model: str, version: str, n: int) -> None:
-    _m()["unknown"].labels(model, version).inc(n)
+class DriftCollector:
+    """A ``prometheus_client`` collector that computes drift from the attached monitors at scrape time.
 
+    Monitors are held weakly and keyed by (model, version): attaching a new
+    monitor for the same version replaces the old one (no duplicate series).
+    """
 
-def count_online_store_error(model: str, version: str) -> None:
-    _m()["store_errors"].labels(model, version).inc()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._monitors: dict[tuple[str, str], weakref.ref[Any]] = {}
 
+    def attach(self, monitor: Any) -> None:
+        with self._lock:
+            self._monitors[(monitor.model, monitor.version)] = weakref.ref(monitor)
 
-def register_monitor(monitor: Any) -> None:
-    _m()
-    with _LOCK:
-        _MONITORS.append(monitor)
+    def detach(self, monitor: Any) -> None:
+        with self._lock:
+            key = (monitor.model, monitor.version)
+            ref = self._monitors.get(key)
+            if ref is not None and ref() is monitor:
+                del self._monitors[key]
 
+    def monitors(self) -> list[Any]:
+        with self._lock:
+            live = [(k, r()) for k, r in self._monitors.items()]
+            for k, m in live:
+                if m is None:
+                    del self._monitors[k]
+        return [m for _, m in live if m is not None]
 
-class DriftCollector(Collector):
-    """Computes drift from the registered monitors' windows when Prometheus scrapes."""
+    @staticmethod
+    def _families() -> tuple[Any, Any, Any]:
+        from prometheus_client.core import GaugeMetricFamily
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        feat = GaugeMetricFamily("kindml_feature_drift", "Drift of a model input vs the training reference (sliding window).",
-                                 labels=["model", "version", "feature", "method"])
-        pred = GaugeMetricFamily("kindml_prediction_drift", "Drift of the score distribution vs the training reference.",
-                                 labels=["model", "version", "method"])
-        samples = GaugeMetricFamily("kindml_window_samples", "Observations in the drift window.", labels=["model", "version"])
-        with _LOCK:
-            monitors = list(_MONITORS)
-        for mon in monitors:
-            snap = mon.snapshot()
-            samples.add_metric([mon.model, mon.version], snap["samples"])
-            for name, values in snap["features"].items():
+        return (
+            GaugeMetricFamily(FEATURE_DRIFT, "Drift of a model input vs its training reference over the sliding window "
+                              "(method: psi, js = Jensen-Shannon divergence in bits, ks = binned KS statistic).",
+                              labels=["model", "version", "feature", "method"]),
+            GaugeMetricFamily(PREDICTION_DRIFT, "Drift of the score distribution vs the training reference (psi, js, ks).",
+                              labels=["model", "version", "method"]),
+            GaugeMetricFamily(WINDOW_SAMPLES, "Rows currently in the drift window.", labels=["model", "version"]),
+        )
+
+    def describe(self) -> Iterable[Any]:
+        return self._families()
+
+    def collect(self) -> Iterator[Any]:
+        feat, pred, samples = self._families()
+        for mon in self.monitors():
+            rep = mon.report()
+            samples.add_metric([rep.model, rep.version], float(rep.samples))
+            if not rep.ready:
+                continue
+            for name, values in rep.features.items():
                 for method, v in values.items():
-                    feat.add_metric([mon.model, mon.version, name, method], v)
-            for method, v in snap["prediction"].items():
-                pred.add_metric([mon.model, mon.version, method], v)
+                    feat.add_metric([rep.model, rep.version, name, method], v)
+            for method, v in rep.prediction.items():
+                pred.add_metric([rep.model, rep.version, method], v)
         yield feat
         yield pred
         yield samples
 
-    def describe(self) -> list[Any]:
-        return []
+
+@dataclass
+class KindmlMetrics:
+    """Every kindml metric registered on one registry."""
+
+    registry: Any
+    requests: Any
+    latency: Any
+    unknown_accounts: Any
+    store_errors: Any
+    drift: DriftCollector
+
+    def init_model(self, model: str, version: str) -> None:
+        """Create the series of a model version at zero, so rate() and ratios work from the first scrape."""
+        for code in PREINITIALISED_CODES:
+            self.requests.labels(model, version, code)
+        self.latency.labels(model, version)
+        self.unknown_accounts.labels(model, version)
+        self.store_errors.labels(model, version)
+
+    def record_request(self, model: str, version: str, code: Any, seconds: float) -> None:
+        c = _code(code)
+        self.requests.labels(model, version, c).inc()
+        if c.startswith("2"):
+            self.latency.labels(model, version).observe(seconds)
+
+    def count_unknown_accounts(self, model: str, version: str, n: int = 1) -> None:
+        if n > 0:
+            self.unknown_accounts.labels(model, version).inc(n)
+
+    def count_online_store_error(self, model: str, version: str, n: int = 1) -> None:
+        if n > 0:
+            self.store_errors.labels(model, version).inc(n)
+
+
+_LOCK = threading.Lock()
+_BY_REGISTRY: dict[int, KindmlMetrics] = {}
+_DEFAULT: KindmlMetrics | None = None  # fast path of the helpers: the default registry
+_SEEN: set[tuple[int, str, str]] = set()
+
+
+def register_metrics(registry: Any = None) -> KindmlMetrics:
+    """Register kindml's metrics on ``registry`` (default: ``prometheus_client.REGISTRY``, which KServe serves). Idempotent."""
+    global _DEFAULT
+    from prometheus_client import REGISTRY, Counter, Histogram
+
+    registry = REGISTRY if registry is None else registry
+    with _LOCK:
+        existing = _BY_REGISTRY.get(id(registry))
+        if existing is not None and existing.registry is registry:
+            return existing
+        m = KindmlMetrics(
+            registry=registry,
+            requests=Counter("kindml_requests", "Prediction requests by HTTP status code.", ["model", "version", "code"], registry=registry),
+            latency=Histogram("kindml_request_latency_seconds", "Server-side latency of successful prediction requests.",
+                              ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry),
+            unknown_accounts=Counter("kindml_unknown_accounts", "Rows scored with default features: the account has no online features.",
+                                     ["model", "version"], registry=registry),
+            store_errors=Counter("kindml_online_store_errors", "Online feature store lookups that failed (degraded answers).",
+                                 ["model", "version"], registry=registry),
+            drift=DriftCollector(),
+        )
+        registry.register(m.drift)
+        _BY_REGISTRY[id(registry)] = m
+        if registry is REGISTRY:
+            _DEFAULT = m
+        return m
+
+
+def _metrics_for(model: str, version: str, registry: Any = None) -> KindmlMetrics:
+    m = _DEFAULT if registry is None and _DEFAULT is not None else register_metrics(registry)
+    key = (id(m.registry), model, version)
+    if key not in _SEEN:
+        with _LOCK:
+            _SEEN.add(key)
+        m.init_model(model, version)
+    return m
+
+
+# ---- the helpers the predictor calls (default registry) ----------------------------------
+
+def register_monitor(monitor: Any, registry: Any = None) -> None:
+    """Export ``monitor``'s drift (a :class:`~kindml.monitoring.drift.DriftMonitor`) at scrape time."""
+    _metrics_for(monitor.model, monitor.version, registry).drift.attach(monitor)
+
+
+def unregister_monitor(monitor: Any, registry: Any = None) -> None:
+    register_metrics(registry).drift.detach(monitor)
+
+
+def init_model(model: str, version: str, registry: Any = None) -> None:
+    _metrics_for(model, version, registry)
+
+
+def record_request(model: str, version: str, code: Any, seconds: float, registry: Any = None) -> None:
+    """Count one request by status code; observe its latency if it succeeded (2xx)."""
+    _metrics_for(model, version, registry).record_request(model, version, code, seconds)
+
+
+def count_unknown_accounts(model: str, version: str, n: int = 1, registry: Any = None) -> None:
+    _metrics_for(model, version, registry).count_unknown_accounts(model, version, n)
+
+
+def count_online_store_error(model: str, version: str, n: int = 1, registry: Any = None) -> None:
+    _metrics_for(model, version, registry).count_online_store_error(model, version, n)
