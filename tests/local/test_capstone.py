@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.local
 
-SMALL = ["--rows", "12000", "--days", "30", "--epochs", "3", "--tune-trials", "2"]
+SMALL = ["--rows", "12000", "--days", "50", "--epochs", "3", "--tune-trials", "2"]
 
 
 def kindml(args: list[str], home: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -38,15 +38,22 @@ def test_corrupted_data_stops_at_validate(home: Path) -> None:
     assert report.is_file() and "expect_column_values_to_be_between" in report.read_text()
 
 
-def test_capstone_with_quarantine_registers_a_good_model(home: Path) -> None:
-    res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--quarantine", "--run-id", "good", "-o", "json"], home)
+def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> None:
+    try:
+        res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--quarantine", "--run-id", "good", "-o", "json"], home)
+    finally:
+        kindml(["serve", "stop"], home)
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(res.stdout)
     assert s == json.loads((home / "runs" / "good" / "summary.json").read_text())
     assert s["status"] == "succeeded" and s["target"] == "local" and s["run_id"] == "good"
-    assert set(s["stages"]) >= {"ingest", "validate", "features", "train", "evaluate", "export", "register"}
+    assert set(s["stages"]) == {"ingest", "validate", "features", "train", "evaluate", "export", "register", "deploy", "monitor"}
     assert all(v["status"] == "succeeded" and v["seconds"] > 0 for v in s["stages"].values())
     assert s["validation"]["quarantined_rows"] == 600
+    # deploy + monitor: the default drift makes a drift alert fire in the real Prometheus
+    assert s["serving"]["requests"] > 0 and s["serving"]["errors"] == 0 and s["serving"]["p50_ms"] > 0
+    assert any(a["alertname"] in ("KindmlFeatureDrift", "KindmlPredictionDrift") and a["first_seen"] for a in s["drift"]["alerts_fired"])
+    assert max(s["drift"]["max_psi"].values()) > 0.2
     assert s["metrics"]["roc_auc"] >= 0.80
     m = s["model"]
     assert m["name"] == "fraud-detector" and m["version"] == "1" and m["promoted"] is True

@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.local
 
-SMALL = ["--rows", "10000", "--days", "30", "--epochs", "3", "--tune-trials", "2", "--no-serve"]
+SMALL = ["--rows", "12000", "--days", "50", "--epochs", "3", "--tune-trials", "2", "--no-serve"]
 
 
 def kindml(args: list[str], home: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -107,8 +107,8 @@ BAD_CASES = {
     "row not object": ({"instances": [1]}, "application/json", "object"),
     "missing field": ({"instances": [{"account_id": 1}]}, "application/json", "missing"),
     "wrong type": ({"instances": [{"account_id": "abc", "merchant_id": 1, "amount": 1, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}, "application/json", "account_id"),
-    "nan amount": ('{"instances": [{"account_id": 1, "merchant_id": 1, "amount": NaN, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}', "application/json", "amount"),
-    "inf amount": ('{"instances": [{"account_id": 1, "merchant_id": 1, "amount": Infinity, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}', "application/json", "amount"),
+    "nan amount": ('{"instances": [{"account_id": 1, "merchant_id": 1, "amount": NaN, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}', "application/json", "finite"),
+    "inf amount": ('{"instances": [{"account_id": 1, "merchant_id": 1, "amount": Infinity, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}', "application/json", "finite"),
     "negative amount": ({"instances": [{"account_id": 1, "merchant_id": 1, "amount": -5, "merchant_category": "fuel", "channel": "pos", "country": "US"}]}, "application/json", "amount"),
     "bad category": ({"instances": [{"account_id": 1, "merchant_id": 1, "amount": 5, "merchant_category": "crypto", "channel": "pos", "country": "US"}]}, "application/json", "merchant_category"),
     "bad timestamp": ({"instances": [{"account_id": 1, "merchant_id": 1, "amount": 5, "merchant_category": "fuel", "channel": "pos", "country": "US", "event_timestamp": "yesterday"}]}, "application/json", "event_timestamp"),
@@ -146,3 +146,50 @@ def test_metrics_exposed(server) -> None:  # type: ignore[no-untyped-def]
     assert f'kindml_requests_total{{code="200",model="{server["model"]}",version="{server["version"]}"}}' in text or "kindml_requests_total{" in text
     assert "kindml_request_latency_seconds_bucket" in text
     assert 'kindml_feature_drift{' in text or "kindml_window_samples" in text
+
+
+def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, list]:  # type: ignore[no-untyped-def]
+    """A real Prometheus scraping the running predictor while loadgen sends traffic; returns (alerts, psi series, samples)."""
+    from kindml.config import DriftSpec
+    from kindml.data.generate import build_world, generate_live
+    from kindml.monitoring.prometheus import LocalPrometheus
+    from kindml.monitoring.rules import write_local_rules
+    from kindml.serving.loadgen import payloads, run_load
+
+    s = server["summary"]["params"]
+    world = build_world(s["seed"], 1500, 400, s["days"], None)
+    tx = generate_live(world, 3000, DriftSpec.from_severity(drift) if drift else None, stream=40 + int(drift * 10))
+    folder = server["home"] / f"prom-{drift}"
+    rules = write_local_rules(folder / "rules.yml")
+    host_port = server["url"].removeprefix("http://")
+    with LocalPrometheus(folder, [host_port], rules) as prom:
+        stats = run_load(server["url"], server["model"], payloads(tx), threads=4)
+        assert stats.errors == 0
+        import time
+
+        deadline = time.monotonic() + seconds
+        firing: list = []
+        while time.monotonic() < deadline:
+            firing = [a for a in prom.alerts() if a["state"] == "firing" and a["labels"]["alertname"] in ("KindmlFeatureDrift", "KindmlPredictionDrift")]
+            if drift and firing:
+                break
+            time.sleep(1)
+        psi = prom.query(f'kindml_feature_drift{{method="psi",model="{server["model"]}"}}')
+        samples = prom.query("kindml_window_samples")
+    return firing, psi, samples
+
+
+def test_monitoring_silent_under_clean_traffic(server) -> None:  # type: ignore[no-untyped-def]
+    firing, psi, samples = _watch_alerts(server, 0.0, 25)
+    assert firing == []
+    assert psi, "kindml_feature_drift series missing in Prometheus"
+    labels = psi[0]["metric"]
+    assert {"model", "version", "feature", "method"} <= set(labels) and labels["version"] == server["version"]
+    assert {r["metric"]["feature"] for r in psi} >= {"log_amount", "merchant_category"}
+    assert float(samples[0]["value"][1]) >= 500
+
+
+def test_monitoring_alerts_under_drifted_traffic(server) -> None:  # type: ignore[no-untyped-def]
+    firing, psi, _ = _watch_alerts(server, 1.0, 60)
+    assert firing, "no drift alert fired under drifted traffic"
+    assert max(float(r["value"][1]) for r in psi) > 0.2

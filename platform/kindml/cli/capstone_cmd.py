@@ -29,6 +29,7 @@ def _text_summary(s: dict) -> str:
     drift = s.get("drift")
     if drift is not None:
         fired = ", ".join(sorted({a['alertname'] for a in drift.get('alerts_fired', [])})) or "none"
+        fired += " (a drift alert fired)" if drift.get("drift_alert_fired") else " (no drift alert)"
         top = sorted((drift.get("max_psi") or {}).items(), key=lambda kv: -kv[1])[:3]
         lines.append(f"drift: alerts fired: {fired}; top PSI: " + ", ".join(f"{k}={v:.3f}" for k, v in top))
     dep = s.get("deployment")

@@ -71,8 +71,11 @@ class JsonGuard:
             chunks.append(body)
             more = msg.get("more_body", False)
         raw = b"".join(chunks)
+        def _reject_constant(name: str) -> None:
+            raise ValueError(f"{name} is not a number JSON allows: send finite numbers only (NaN/Infinity are rejected)")
+
         try:
-            json.loads(raw.decode("utf-8"))
+            json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except UnicodeDecodeError:
             await _reply(send, 400, "the body is not UTF-8 text: send UTF-8 encoded JSON")
             return

@@ -21,16 +21,18 @@ from kindml.workspace import Workspace
 
 CLEAN_REQUESTS = 1_500
 DRIFT_REQUESTS = 3_000
-DRIFT_ALERTS = ("KindmlFeatureDrift", "KindmlPredictionDrift")
+from kindml.monitoring.rules import DRIFT_ALERTS  # noqa: E402 - the alerts that mean "retrain"
 
 
-def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float = 60.0) -> dict[str, Any]:
+def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float | None = None) -> dict[str, Any]:
     from kindml.data.generate import build_world, generate_live
     from kindml.monitoring.prometheus import LocalPrometheus
     from kindml.monitoring.rules import write_local_rules
     from kindml.serving.loadgen import payloads, run_load
 
     dep = json.loads((deployed_dir / "deployed.json").read_text(encoding="utf-8"))
+    # drifted: wait until a drift alert fires (bounded); clean: long enough that one would have (local `for:` is 10 s)
+    wait_s = wait_s if wait_s is not None else (90.0 if cfg.data.drift > 0 else 30.0)
     ws = Workspace(Path(env.workspace)).ensure()
     out_dir.mkdir(parents=True, exist_ok=True)
     d = cfg.data
@@ -62,6 +64,7 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
         pred = prom.query(f'kindml_prediction_drift{{method="psi",model="{dep["model"]}"}}')
         prediction_psi = round(float(pred[0]["value"][1]), 4) if pred else None
         observed_s = round(time.time() - t_start, 1)
+        series = drift_series(prom, dep["model"], t_start, time.time())
     lat = s1.latencies_ms + s2.latencies_ms
     import numpy as np
 
@@ -70,10 +73,54 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
     result = {
         "serving": serving,
         "drift": {"severity": d.drift, "max_psi": max_psi, "prediction_psi": prediction_psi,
-                  "alerts_fired": sorted(fired.values(), key=lambda f: f["first_seen"] or "")},
+                  "alerts_fired": sorted(fired.values(), key=lambda f: f["first_seen"] or ""),
+                  "drift_alert_fired": any(f["alertname"] in DRIFT_ALERTS for f in fired.values()),
+                  "series": series},
         "phases": timeline,
         "observed_seconds": observed_s,
         "rules": str(rules),
     }
     (out_dir / "monitor.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def drift_series(prom: Any, model: str, start: float, end: float, max_points: int = 120) -> dict[str, Any] | None:
+    """Drift per feature and method over the run (a Prometheus range query, at most ``max_points`` samples).
+
+    ``{"start", "step_s", "t_s": [seconds since start], "features": {f: {method: [v|None]}},
+    "prediction": {method: [v|None]}, "window_samples": [n|None], "thresholds"}``; None if Prometheus
+    cannot answer (the series is for the run report only: it never fails the stage).
+    """
+    import math
+
+    from kindml.errors import MonitoringError
+    from kindml.monitoring.rules import profile_values
+
+    step = float(max(1, math.ceil((end - start) / max_points)))
+    grid = [start + k * step for k in range(int((end - start) // step) + 1)]
+
+    def rng(expr: str) -> list[dict[str, Any]]:
+        return prom.api("query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})["result"]
+
+    def aligned(values: list[list[Any]]) -> list[float | None]:
+        by_t = {round(float(t) - start, 3): float(v) for t, v in values}
+        out = [by_t.get(round(t - start, 3)) for t in grid]
+        return [round(v, 4) if v is not None and math.isfinite(v) else None for v in out]
+
+    sel = f'model="{model}"'
+    try:
+        features: dict[str, dict[str, list[float | None]]] = {}
+        for r in rng(f"max by (feature, method) (kindml_feature_drift{{{sel}}})"):
+            features.setdefault(r["metric"]["feature"], {})[r["metric"]["method"]] = aligned(r["values"])
+        prediction = {r["metric"]["method"]: aligned(r["values"]) for r in rng(f"max by (method) (kindml_prediction_drift{{{sel}}})")}
+        samples = rng(f"max(kindml_window_samples{{{sel}}})")
+    except MonitoringError:
+        return None
+    rules = profile_values("local")
+    return {
+        "start": datetime.fromtimestamp(start, UTC).isoformat(), "step_s": step, "t_s": [round(t - start, 1) for t in grid],
+        "features": dict(sorted(features.items())), "prediction": prediction,
+        "window_samples": aligned(samples[0]["values"]) if samples else [None] * len(grid),
+        "thresholds": {"psi": float(rules["feature_psi"]), "prediction_psi": float(rules["prediction_psi"]),
+                       "ks_min": float(rules["feature_ks_min"]), "ks_c_alpha": float(rules["ks_c_alpha"])},
+    }

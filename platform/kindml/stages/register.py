@@ -70,7 +70,7 @@ def reference_profile(training_dir: Path, model_dir: Path, export_dir: Path, tra
     df = df[df["event_timestamp"] <= val_end]  # train + validation split: never the holdout
     if window_start:
         settled = df[df["event_timestamp"] >= pd.Timestamp(window_start) + pd.Timedelta(days=warmup_days)]
-        if len(settled) >= 2_000:
+        if len(settled) >= 500:
             df = settled
     if len(df) > max_rows:
         df = df.sample(max_rows, random_state=0)
