@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
         data: str = typer.Option(None, "--data", help="Bring your own data: a folder with transactions and accounts (parquet or CSV)."),
         set_: list[str] = typer.Option(None, "--set", help="Any config field, e.g. --set train.batch_size=1024 (repeatable)."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Also deploy the champion and run the monitoring replay (deploy, monitor stages)."),
+        target: str = typer.Option("local", "--target", help="local: kfp.local on this machine; kind: submit to KFP on the kind cluster (`kindml up`)."),
+        kfp_host: str = typer.Option(None, "--kfp-host", help="KFP API for --target kind (default http://127.0.0.1:30088)."),
         resume: str = typer.Option(None, "--resume", help="Re-run RUN_ID with its saved parameters, reusing completed stages."),
         run_id: str = typer.Option(None, "--run-id", help="Name the run (default: capstone-<time>-<random>)."),
         output: Output = OUTPUT_OPTION,
@@ -82,7 +84,17 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--resume re-uses the run's saved parameters; other options cannot change them", "Drop the other options, or start a new run.")
         if run_id is not None and ("/" in run_id or run_id.startswith(".") or not run_id.strip()):
             raise UsageError(f"--run-id {run_id!r} is not a valid name", "Use letters, digits, '-' and '_'.")
+        if target not in ("local", "kind"):
+            raise UsageError(f"--target {target!r} is unknown", "Use --target local (default) or --target kind.")
         cfg = state().config(overrides)
+        if target == "kind":
+            from kindml.pipeline.remote import DEFAULT_HOST, run_on_kfp
+
+            if resume:
+                raise UsageError("--resume is for local runs", "On KFP, re-run: caching reuses completed tasks.")
+            summary = run_on_kfp(cfg, state().workspace(cfg), run_id, kfp_host or DEFAULT_HOST, serve=serve)
+            emit(summary, output, _text_summary(summary))
+            return
         if cfg.data.source == "file" and cfg.data.path is not None and not cfg.data.path.is_dir():
             raise UsageError(f"--data {cfg.data.path} is not a folder", "Pass a folder holding transactions.(parquet|csv) and accounts.(parquet|csv).")
         ws = state().workspace(cfg)

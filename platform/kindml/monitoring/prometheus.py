@@ -445,3 +445,21 @@ class LocalPrometheus:
             if time.monotonic() >= deadline:
                 return None
             time.sleep(interval)
+
+
+class RemotePrometheus(LocalPrometheus):
+    """The same query API against an existing server (the cluster's Prometheus); start/stop do nothing."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(Path("."), [])
+        self._remote_url = url.rstrip("/")
+
+    @property
+    def url(self) -> str:  # type: ignore[override]
+        return self._remote_url
+
+    def start(self, *args: Any, **kwargs: Any) -> RemotePrometheus:  # type: ignore[override]
+        return self
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        return None

@@ -51,10 +51,13 @@ class LoadStats:
         }
 
 
-def check_loopback(url: str) -> tuple[str, int]:
+def check_loopback(url: str, allow_cluster: bool = False) -> tuple[str, int]:
+    """Only loopback targets (and, for the kind target's monitor stage, in-cluster ``*.svc`` services)."""
     u = urlparse(url)
     if u.scheme != "http" or not u.hostname or not u.port:
         raise UsageError(f"{url!r} is not an http://host:port URL", "Use the URL printed by `kindml serve start`.")
+    if allow_cluster and (u.hostname.endswith(".svc") or u.hostname.endswith(".svc.cluster.local")):
+        return u.hostname, u.port
     try:
         addrs = {ai[4][0] for ai in socket.getaddrinfo(u.hostname, u.port)}
     except socket.gaierror:
@@ -77,9 +80,9 @@ def payloads(df: pd.DataFrame) -> list[bytes]:
 
 
 def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None, duration: float | None = None,
-             threads: int = 4, max_requests: int | None = None) -> LoadStats:
+             threads: int = 4, max_requests: int | None = None, allow_cluster: bool = False) -> LoadStats:
     """Send ``bodies`` (cycled) to ``url``: at ``rps`` for ``duration`` seconds, or each body once as fast as possible."""
-    host, port = check_loopback(url)
+    host, port = check_loopback(url, allow_cluster)
     if rps is not None and not 0 < rps <= MAX_RPS:
         raise UsageError(f"--rps {rps} is out of range", f"Use 0 < rps <= {MAX_RPS:g}.")
     if duration is not None and not 0 < duration <= MAX_DURATION_S:

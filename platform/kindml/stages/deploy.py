@@ -28,9 +28,9 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Pat
     from kindml.serving.bundle import fetch_bundle
     from kindml.serving.server import start_background
 
-    if env.target != "local":
-        raise ServingError("the deploy stage serves locally only in this build", "On a cluster the InferenceService is applied by `kindml up`/the cluster plan.")
     registered = json.loads((registered_dir / "registered.json").read_text(encoding="utf-8"))
+    if env.target == "kind":
+        return deploy_inferenceservice(cfg, registered, out_dir)
     ws = Workspace(Path(env.workspace)).ensure()
     # serve the champion (the new version if the gate promoted it, else the previous champion)
     ref = f"{registered['name']}@{cfg.registry.champion_alias}"
@@ -59,6 +59,58 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Pat
         raise ServingError(f"smoke test failed: v1 {code1} score {score1}, v2 {code2} score {score2}", f"See {st.log}.")
     result = {"url": st.url, "pid": st.pid, "model": bundle.name, "version": bundle.version, "model_dir": str(bundle.folder),
               "smoke": {"v1_ms": round(ms1, 2), "v2_ms": round(ms2, 2), "score": score1, "model_version_reported": v1["model_version"]}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
+def deploy_inferenceservice(cfg: KindmlConfig, registered: dict[str, Any], out_dir: Path, canary_percent: int = 10,
+                            timeout_s: float = 600.0) -> dict[str, Any]:
+    """Kind target: create the InferenceService, or add the promoted version as a canary of the serving champion.
+
+    Promotion of the canary (or rollback) is ``kindml.cluster.templates.promote``/``rollback`` applied the same way.
+    Runs in the pipeline's pod with the runner's RBAC (InferenceServices in the kindml namespace).
+    """
+    from kubernetes import client, config
+
+    from kindml.cluster import endpoints
+    from kindml.cluster.templates import ModelVersion, render_inferenceservice
+
+    if not registered["promoted"]:
+        raise ServingError(f"{registered['name']} v{registered['version']} was not promoted by the gate; the serving champion stays",
+                           "Nothing to deploy; see the evaluation report.")
+    config.load_incluster_config()
+    api = client.CustomObjectsApi()
+    group, ver, plural, ns = "serving.kserve.io", "v1beta1", "inferenceservices", endpoints.NAMESPACE
+    new = ModelVersion(version=registered["version"], model_uri=registered["model_uri"])
+    try:
+        current = api.get_namespaced_custom_object(group, ver, ns, plural, endpoints.MODEL_NAME)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        current = None
+    if current is None:
+        isvc = render_inferenceservice(new)
+        api.create_namespaced_custom_object(group, ver, ns, plural, isvc)
+        mode = "created"
+    else:
+        champ_version = current["metadata"].get("annotations", {}).get("kindml.io/champion-version")
+        champ = ModelVersion(version=champ_version, model_uri=f"models:/{registered['name']}/{champ_version}")
+        isvc = render_inferenceservice(champ, new, canary_percent)
+        isvc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        api.replace_namespaced_custom_object(group, ver, ns, plural, endpoints.MODEL_NAME, isvc)
+        mode = f"canary {canary_percent}% next to v{champ_version}"
+    deadline = time.monotonic() + timeout_s
+    ready = False
+    while time.monotonic() < deadline and not ready:
+        obj = api.get_namespaced_custom_object(group, ver, ns, plural, endpoints.MODEL_NAME)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
+        time.sleep(5)
+    if not ready:
+        raise ServingError(f"InferenceService {endpoints.MODEL_NAME} did not become Ready in {timeout_s:.0f} s",
+                           f"kubectl -n {ns} describe inferenceservice {endpoints.MODEL_NAME}")
+    url = f"http://{endpoints.MODEL_NAME}-predictor.{ns}.svc:{endpoints.PREDICTOR_PORT}"
+    result = {"url": url, "pid": None, "model": registered["name"], "version": registered["version"], "mode": mode, "target": "kind"}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result

@@ -39,14 +39,25 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
     world = build_world(d.seed, d.accounts, d.merchants, d.days, d.end_date)
     clean = generate_live(world, CLEAN_REQUESTS, None, stream=11)
     drifted = generate_live(world, DRIFT_REQUESTS, DriftSpec.from_severity(d.drift) if d.drift > 0 else None, stream=12)
-    rules = write_local_rules(ws.serving / "prometheus" / "rules.yml")
     host_port = dep["url"].removeprefix("http://")
     timeline: list[dict[str, Any]] = []
-    with LocalPrometheus(ws.serving / "prometheus", [host_port], rules) as prom:
+    cluster = env.target == "kind"
+    if cluster:  # the cluster's Prometheus scrapes the predictor pods (PodMonitor) and holds the PrometheusRule
+        import os
+
+        from kindml.cluster import endpoints
+        from kindml.monitoring.prometheus import RemotePrometheus
+
+        prom_ctx: Any = RemotePrometheus(os.environ.get("KINDML_PROMETHEUS_URL", endpoints.PROMETHEUS_URL))
+        wait_s = max(wait_s, 900.0 if d.drift > 0 else 0.0)  # cluster rules use `for: 10m`
+    else:
+        rules = write_local_rules(ws.serving / "prometheus" / "rules.yml")
+        prom_ctx = LocalPrometheus(ws.serving / "prometheus", [host_port], rules)
+    with prom_ctx as prom:
         t_start = time.time()
-        s1 = run_load(dep["url"], dep["model"], payloads(clean), threads=4)
+        s1 = run_load(dep["url"], dep["model"], payloads(clean), threads=4, allow_cluster=cluster)
         timeline.append({"phase": "clean", "at": datetime.now(UTC).isoformat(), **s1.summary()})
-        s2 = run_load(dep["url"], dep["model"], payloads(drifted), threads=4)
+        s2 = run_load(dep["url"], dep["model"], payloads(drifted), threads=4, allow_cluster=cluster)
         timeline.append({"phase": "drifted" if d.drift > 0 else "clean-2", "at": datetime.now(UTC).isoformat(), **s2.summary()})
         deadline = time.monotonic() + wait_s
         fired: dict[str, dict[str, Any]] = {}
@@ -78,7 +89,7 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
                   "series": series},
         "phases": timeline,
         "observed_seconds": observed_s,
-        "rules": str(rules),
+        "rules": "PrometheusRule kindml-rules" if cluster else str(rules),
     }
     (out_dir / "monitor.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
