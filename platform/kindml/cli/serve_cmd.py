@@ -13,7 +13,12 @@ def _features_for(cfg, ws):  # type: ignore[no-untyped-def]
     from kindml.runtime import RuntimeEnv
     from kindml.serving.online import OnlineFeatures
 
-    env = RuntimeEnv.local(cfg, ws)
+    redis = ""
+    if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
+        from kindml.services.redis import ensure_redis
+
+        redis = ensure_redis(ws)
+    env = RuntimeEnv.local(cfg, ws, redis_connection=redis)
     if not (Path(env.feature_repo) / "registry.db").exists():
         return None
     return OnlineFeatures(Path(env.feature_repo), cfg.features.project, env.online_store, env.redis_connection).open()

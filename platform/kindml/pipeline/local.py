@@ -229,7 +229,12 @@ def run_capstone(
         run_dir = ws.run_dir(run_id)
         if (run_dir / "params.json").exists():
             raise UsageError(f"run {run_id!r} already exists", f"Resume it with `kindml capstone --resume {run_id}` or pick a new id.")
-        env = RuntimeEnv.local(cfg, ws, git_commit=git_commit(), **(env_overrides or {}))
+        redis = ""
+        if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
+            from kindml.services.redis import ensure_redis
+
+            redis = ensure_redis(ws)  # Debian's redis-server on 127.0.0.1, kept running for serving
+        env = RuntimeEnv.local(cfg, ws, redis_connection=redis, git_commit=git_commit(), **(env_overrides or {}))
         params = pipeline_params(cfg, env, run_id, serve)
         atomic_write_json(run_dir / "params.json", params)
     started = datetime.now(UTC)

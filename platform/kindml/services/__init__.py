@@ -1,0 +1,1 @@
+"""Local helper servers kindml starts itself (Redis for Feast's online store)."""
