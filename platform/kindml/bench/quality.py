@@ -21,6 +21,15 @@ import numpy as np
 
 PRIMARY_METRIC = {"fraud_mlp": "roc_auc", "digits_cnn": "accuracy", "minilm_l6": "cosine_to_fp32"}
 
+# When a variant's quality counts as acceptable (for "best variant" picks and the
+# report's quality column): the issue's goals (accuracy drop <= 0.5 pt, cosine
+# >= 0.99) and the capstone's default AUC budget (quantize.accuracy_budget).
+ACCEPTABLE = {
+    "fraud_mlp": ("roc_auc_delta", -0.005),
+    "digits_cnn": ("accuracy_delta", -0.005),
+    "minilm_l6": ("cosine_to_fp32", 0.99),
+}
+
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
@@ -80,6 +89,15 @@ def minilm_quality(emb: np.ndarray, ref_emb: np.ndarray) -> dict[str, float]:
         "cosine_to_fp32_min": round(float(np.min(cos)), 6),
         "nn_agreement": round(float(np.mean(nn == ref_nn)), 6),
     }
+
+
+def acceptable(model: str, quality: dict[str, Any]) -> bool | None:
+    """Whether a variant's quality is within the model's tolerance (None when not measured)."""
+    key, floor = ACCEPTABLE[model]
+    value = quality.get(key)
+    if value is None or value != value:  # missing or NaN
+        return None
+    return bool(value >= floor)
 
 
 def primary_delta(model: str, quality: dict[str, Any]) -> float | None:

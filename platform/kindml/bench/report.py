@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kindml.bench.catalog import CPU_EP, VARIANTS
-from kindml.bench.quality import PRIMARY_METRIC
+from kindml.bench.quality import ACCEPTABLE, PRIMARY_METRIC, acceptable
 
 GOAL_BATCH = 32
 
@@ -46,13 +46,17 @@ def evaluate_goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         goals.append(_goal("MiniLM INT8 dynamic cosine similarity to FP32", "minilm_l6", b, cos, ">= 0.99", None if cos is None else cos >= 0.99, f"nn_agreement {dyn['quality'].get('nn_agreement')}"))
     else:
         goals.append(_goal("MiniLM INT8 dynamic vs ORT FP32 throughput", "minilm_l6", b, None, ">= 2.5x", None, "not measured in this run"))
-    ort_recs = [r for r in doc.get("results", []) if r["model"] == "minilm_l6" and r["batch"] == b and r["variant"] != "torch_eager" and _applicable(r) and r["provider"] == device_ep]
-    if ort_recs and any(r["speedup_vs_torch"] for r in ort_recs):
-        best = max(ort_recs, key=lambda r: r["speedup_vs_torch"] or 0.0)
+    ort_recs = [
+        r for r in doc.get("results", [])
+        if r["model"] == "minilm_l6" and r["batch"] == b and r["variant"] != "torch_eager" and _applicable(r) and r["provider"] == device_ep
+        and acceptable("minilm_l6", r["quality"]) and r["speedup_vs_torch"]
+    ]  # fmt: skip
+    if ort_recs:
+        best = max(ort_recs, key=lambda r: r["speedup_vs_torch"])
         sp = best["speedup_vs_torch"]
-        goals.append(_goal("MiniLM best ORT variant vs PyTorch eager", "minilm_l6", b, sp, ">= 3x", None if sp is None else sp >= 3.0, f"best: {best['variant']} (cosine {best['quality'].get('cosine_to_fp32')})"))
+        goals.append(_goal("MiniLM best ORT variant (cosine >= 0.99) vs PyTorch eager", "minilm_l6", b, sp, ">= 3x", sp >= 3.0, f"best: {best['variant']} (cosine {best['quality'].get('cosine_to_fp32')})"))
     else:
-        goals.append(_goal("MiniLM best ORT variant vs PyTorch eager", "minilm_l6", b, None, ">= 3x", None, "not measured in this run"))
+        goals.append(_goal("MiniLM best ORT variant (cosine >= 0.99) vs PyTorch eager", "minilm_l6", b, None, ">= 3x", None, "not measured in this run"))
     qdq_batches = sorted({r["batch"] for r in doc.get("results", []) if r["model"] == "digits_cnn" and r["variant"] == "ort_int8_static_qdq"})
     if qdq_batches:
         for batch in [x for x in qdq_batches if x >= b] or [max(qdq_batches)]:
@@ -65,7 +69,8 @@ def evaluate_goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         fp32 = _find(doc, "digits_cnn", "ort_fp32_all", qdq_batches[-1], CPU_EP)
         if qdq is not None:
             delta = qdq["quality"].get("accuracy_delta")
-            goals.append(_goal("Digits CNN INT8 static QDQ accuracy drop", "digits_cnn", None, None if delta is None else round(-delta * 100, 3), "<= 0.5 pt", None if delta is None else -delta * 100 <= 0.5, f"accuracy {qdq['quality'].get('accuracy')}"))
+            drop = None if delta is None else round(-delta * 100, 3) + 0.0  # + 0.0: no "-0.0"
+            goals.append(_goal("Digits CNN INT8 static QDQ accuracy drop (points)", "digits_cnn", None, drop, "<= 0.5 pt", None if drop is None else drop <= 0.5, f"accuracy {qdq['quality'].get('accuracy')} (FP32 {fp32['quality'].get('accuracy') if fp32 else '?'})"))
             if fp32 is not None:
                 ratio = round(fp32["size_bytes"] / qdq["size_bytes"], 3)
                 goals.append(_goal("Digits CNN INT8 model size vs FP32", "digits_cnn", None, ratio, ">= 3.5x smaller", ratio >= 3.5, f"{fp32['size_bytes']} -> {qdq['size_bytes']} bytes"))
@@ -86,6 +91,18 @@ def _fmt(x: Any, nd: int = 2) -> str:
             return f"{x:,.0f}"
         return f"{x:.{nd}f}"
     return str(x)
+
+
+def _ok(x: bool | None) -> str:
+    return "–" if x is None else ("yes" if x else "**no**")
+
+
+def _delta(x: Any) -> str:
+    if x is None:
+        return "–"
+    if x == 0:
+        return "0"
+    return f"{x:+.2e}" if abs(x) < 1e-3 else f"{x:+.4f}"
 
 
 def _size(n: int) -> str:
@@ -134,19 +151,26 @@ def markdown(doc: dict[str, Any]) -> str:
         batches = sorted({r["batch"] for r in recs})
         labels = list(dict.fromkeys(_label(r) for r in recs))
         lines += ["Speed-up vs ORT FP32 (all) by batch:", ""]
-        lines.append("| variant | " + " | ".join(f"b={b}" for b in batches) + f" | {metric} | delta | size |")
-        lines.append("|---" * (len(batches) + 4) + "|")
+        key, floor = ACCEPTABLE[model]
+        lines.append("| variant | " + " | ".join(f"b={b}" for b in batches) + f" | {metric} | delta | quality ok ({key} >= {floor}) | size |")
+        lines.append("|---" * (len(batches) + 5) + "|")
         for lab in labels:
             rs = {r["batch"]: r for r in recs if _label(r) == lab}
             any_r = next(iter(rs.values()))
             cells = [(_fmt(rs[b]["speedup_vs_fp32"]) + "x" + ("*" if rs[b].get("noisy") else "")) if b in rs and rs[b]["speedup_vs_fp32"] is not None else "–" for b in batches]
             note = " (n/a on CPU)" if not _applicable(any_r) else ""
-            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_fmt(any_r.get('quality_delta'), 4)} | {_size(any_r['size_bytes'])} |")
-        lines += ["", "`*` noisy (CV above threshold).", "", "<details><summary>all figures</summary>", ""]
+            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_delta(any_r.get('quality_delta'))} | {_ok(acceptable(model, any_r['quality']))} | {_size(any_r['size_bytes'])} |")
+        lines += ["", "`*` noisy (CV above threshold).", ""]
+        lines += _profile_lines(meta.get("profile") or {})
+        scales = (meta.get("recipes") or {}).get("int8_qdq", {}).get("largest_activation_scales") or []
+        if scales and scales[0]["scale"] >= 1e3:
+            top = scales[0]
+            lines += [f"Static QDQ: largest activation scale {top['scale']:.3g} on `{top['tensor']}` (a tensor whose range needs a scale this large keeps no resolution in 8 bits).", ""]
+        lines += ["<details><summary>all figures</summary>", ""]
         lines.append("| variant | batch | throughput/s | p50 ms | p99 ms | CV | vs FP32 | vs torch | quality |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in sorted(recs, key=lambda r: (labels.index(_label(r)), r["batch"])):
-            qual = ", ".join(f"{k}={_fmt(v, 4)}" for k, v in r["quality"].items())
+            qual = ", ".join(f"{k}={_delta(v) if k.endswith('_delta') else _fmt(v, 4)}" for k, v in r["quality"].items())
             lines.append(
                 f"| {_label(r)} | {r['batch']} | {_fmt(r['throughput_per_s'], 1)} | {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} | {_fmt(r['cv'], 3)} | {_fmt(r['speedup_vs_fp32'])} | {_fmt(r['speedup_vs_torch'])} | {qual} |"
             )
@@ -157,6 +181,23 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {s['model']} | {s['variant']} | {s['provider']} | {s['kind']} | {s['reason']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _profile_lines(prof: dict[str, Any]) -> list[str]:
+    cols = [v for v in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq") if isinstance(prof.get(v), dict) and "ops" in prof[v]]
+    if not cols:
+        return []
+    order: list[str] = []
+    for c in cols:
+        for o in prof[c]["ops"][:6]:
+            if o["op"] not in order:
+                order.append(o["op"])
+    per = {c: {o["op"]: o["ms_per_run"] for o in prof[c]["ops"]} for c in cols}
+    lines = [f"Where the time goes (ORT profiler, batch {prof.get('batch')}, kernel ms per call by op type):", "", "| op | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for op in order:
+        lines.append(f"| {op} | " + " | ".join(_fmt(per[c].get(op), 3) for c in cols) + " |")
+    lines.append("| total kernel time | " + " | ".join(_fmt(prof[c]["kernel_ms_per_run"], 3) for c in cols) + " |")
+    return [*lines, ""]
 
 
 def plot_latency(doc: dict[str, Any], path: Path) -> None:
@@ -206,6 +247,7 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
             ax.annotate(_label(r), (r["quality_delta"], r["speedup_vs_fp32"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axvline(0.0, color="grey", lw=0.8)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
         ax.set_xlabel(f"{PRIMARY_METRIC[model]} delta vs FP32")
         ax.set_ylabel(f"speed-up vs ort_fp32_all (batch {batch})")
         ax.set_title(model)
@@ -214,6 +256,13 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rerender(json_path: Path) -> dict[str, Path]:
+    """Rewrite a result's goals, markdown and plots from its JSON (same measurements; after a report change)."""
+    doc = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    doc["goals"] = evaluate_goals(doc)
+    return write_reports(doc, Path(json_path).parent, Path(json_path).stem)
 
 
 def write_reports(doc: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:

@@ -131,6 +131,8 @@ class VariantFiles:
             self.notes[weights] = dict(RECIPES.get(weights, {})) | {"build_seconds": round(time.perf_counter() - t0, 2)}
             if weights.startswith("int8"):
                 self.notes[weights]["preprocess"] = self._pre_note
+            if weights in ("int8_qdq", "int8_qdq_symmetric"):
+                self.notes[weights]["largest_activation_scales"] = largest_activation_scales(path)
         return path
 
     def _build(self, weights: str) -> Path:
@@ -171,6 +173,28 @@ class VariantFiles:
             extra_options=extra,
         )
         return out
+
+
+def largest_activation_scales(path: Path, top: int = 3) -> list[dict[str, Any]]:
+    """The QuantizeLinear nodes with the largest per-tensor scales: a huge one (e.g. an
+    additive attention mask of -3.4e38 calibrated by MinMax) means that tensor lost all resolution."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    values = {t.name: t for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR:
+            values[n.output[0]] = n.attribute[0].t
+    found = []
+    for n in model.graph.node:
+        if n.op_type != "QuantizeLinear" or len(n.input) < 2 or n.input[1] not in values:
+            continue
+        scale = numpy_helper.to_array(values[n.input[1]])
+        if scale.size == 1:
+            found.append({"tensor": n.input[0], "scale": float(scale.reshape(-1)[0])})
+    found.sort(key=lambda d: -d["scale"])
+    return found[:top]
 
 
 _LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}

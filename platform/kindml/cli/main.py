@@ -28,6 +28,7 @@ _MODULES = (
     "kindml.cli.monitor_cmd",
     "kindml.cli.cluster_cmd",
     "kindml.cli.bench_cmd",
+    "kindml.cli.report_cmd",
 )
 
 HELP = """kindml: a Kubeflow-based ML platform kit for your laptop.
