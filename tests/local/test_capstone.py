@@ -40,7 +40,7 @@ def test_corrupted_data_stops_at_validate(home: Path) -> None:
 
 def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> None:
     try:
-        res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--quarantine", "--run-id", "good", "-o", "json"], home)
+        res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--quarantine", "--quantize", "--run-id", "good", "-o", "json"], home)
     finally:
         kindml(["serve", "stop"], home)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -66,3 +66,5 @@ def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> N
     assert tags["kindml.feast_feature_service"] == "fraud_model_v1"
     assert tags["kindml.data_hash"] == s["data"]["content_hash"]
     assert tags["kindml.validation_quarantined_rows"] == "600"
+    # the optional quantize step: its choice and figures travel with the version
+    assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq")

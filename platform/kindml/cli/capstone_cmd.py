@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(None, help="Epochs of the final fit."),
         tune_trials: int = typer.Option(None, help="Ray Tune trials."),
         min_roc_auc: float = typer.Option(None, help="Evaluation gate floor."),
+        quantize: bool = typer.Option(None, "--quantize/--no-quantize", help="Export: also build INT8 variants and serve the fastest within quantize.accuracy_budget."),
         data: str = typer.Option(None, "--data", help="Bring your own data: a folder with transactions and accounts (parquet or CSV)."),
         set_: list[str] = typer.Option(None, "--set", help="Any config field, e.g. --set train.batch_size=1024 (repeatable)."),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Also deploy the champion and run the monitoring replay (deploy, monitor stages)."),
@@ -75,6 +76,7 @@ def register(app: typer.Typer) -> None:
             "data.rows": rows, "data.days": days, "data.seed": seed, "data.drift": drift,
             "data.corruption.rate": corrupt, "validation.quarantine": quarantine, "train.workers": workers,
             "train.epochs": epochs, "train.tune_trials": tune_trials, "evaluate.min_roc_auc": min_roc_auc,
+            "quantize.enabled": quantize,
         })
         if seed is not None:
             overrides["train.seed"] = seed

@@ -185,8 +185,11 @@ def _train_loop(config: dict[str, Any]) -> None:
     for epoch in range(start_epoch, int(config["epochs"])):
         if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
-        if epoch == fault_epoch and rank == 1 and not restored:
-            os._exit(1)  # simulate a worker process dying mid-training
+        marker = Path(str(config.get("fault_marker", ""))) if config.get("fault_marker") else None
+        if epoch == fault_epoch and rank == 1 and not restored and marker is not None and not marker.exists():
+            marker.write_text("killed", encoding="utf-8")  # inject once per run
+            time.sleep(3)  # mid-epoch, after the previous epoch's checkpoint has been registered
+            os._exit(1)  # simulate a worker process dying
         loss = _epoch(model, opt, loader)
         val_auc = _auc(y_va, _predict(model, x_va))
         history.append({"epoch": epoch + 1, "train_loss": loss, "val_auc": val_auc})
@@ -276,7 +279,8 @@ def tune_then_fit(
     data_ref = ray.put(data)
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config={**best_params, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "seed": cfg.seed, "data_ref": data_ref},
+        train_loop_config={**best_params, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "seed": cfg.seed, "data_ref": data_ref,
+                           "fault_marker": str(storage / "fault-injected")},
         scaling_config=ray_train.ScalingConfig(num_workers=cfg.workers, use_gpu=False, resources_per_worker={"CPU": cfg.cpus_per_worker}),
         run_config=ray_train.RunConfig(
             name="fit",

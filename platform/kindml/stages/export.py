@@ -40,4 +40,24 @@ def run(cfg: KindmlConfig, model_dir: Path, holdout_dir: Path, out_dir: Path) ->
             f"ONNX parity check failed: max abs error {parity.max_abs_error:.3g} > tolerance {parity.tolerance:.3g} on {parity.rows} rows",
             "Raise export.parity_tolerance only if the difference is understood; otherwise check the exporter opset.",
         )
-    return {"onnx_path": str(onnx_path), "parity": parity.to_dict()}
+    out: dict[str, Any] = {"onnx_path": str(onnx_path), "parity": parity.to_dict()}
+    if cfg.quantize.enabled:
+        out["quantization"] = quantize_step(cfg, onnx_path, x, holdout["is_fraud"].to_numpy(), out_dir)
+    return out
+
+
+def quantize_step(cfg: KindmlConfig, onnx_path: Path, x: Any, y: Any, out_dir: Path) -> dict[str, Any]:
+    """Optional: INT8 variants timed side by side; the fastest within the AUC budget becomes the served model.onnx.
+
+    Calibration rows are the first 512 holdout rows (activation ranges only); the
+    AUC budget is checked on all parity rows. The FP32 file stays as model.fp32.onnx
+    and quantization.json (all candidates' figures) goes to the registry with the version.
+    """
+    from kindml.bench.quantize import choose_variant
+
+    result = choose_variant(onnx_path, x[:512], x, y, cfg.quantize.accuracy_budget, out_dir / "quantized")
+    shutil.copy2(out_dir / "quantized" / "quantization.json", out_dir / "quantization.json")
+    if result["chosen"] != "ort_fp32_all":
+        shutil.copy2(onnx_path, out_dir / "model.fp32.onnx")
+        shutil.copy2(out_dir / "quantized" / "model.onnx", onnx_path)
+    return {"chosen": result["chosen"], "reason": result["reason"]}

@@ -21,6 +21,7 @@ from kindml.workspace import Workspace
 
 CLEAN_REQUESTS = 1_500
 DRIFT_REQUESTS = 3_000
+CLEAN_HOLD_S = 3.0  # between the clean and the drifted phase: a few scrapes of the clean window (run report's drift series)
 from kindml.monitoring.rules import DRIFT_ALERTS  # noqa: E402 - the alerts that mean "retrain"
 
 
@@ -55,8 +56,11 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
         prom_ctx = LocalPrometheus(ws.serving / "prometheus", [host_port], rules)
     with prom_ctx as prom:
         t_start = time.time()
+        if not cluster:  # scrape before the traffic (file_sd finds the target within ~5 s): the drift series shows the clean phase
+            prom.wait_for(lambda: any(t.get("health") == "up" for t in prom.targets_health()), timeout=15.0)
         s1 = run_load(dep["url"], dep["model"], payloads(clean), threads=4, allow_cluster=cluster)
         timeline.append({"phase": "clean", "at": datetime.now(UTC).isoformat(), **s1.summary()})
+        time.sleep(CLEAN_HOLD_S)
         s2 = run_load(dep["url"], dep["model"], payloads(drifted), threads=4, allow_cluster=cluster)
         timeline.append({"phase": "drifted" if d.drift > 0 else "clean-2", "at": datetime.now(UTC).isoformat(), **s2.summary()})
         deadline = time.monotonic() + wait_s

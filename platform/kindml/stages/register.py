@@ -97,6 +97,10 @@ def run(
     gate = _read(eval_dir / "gate.json")
     parity = _read(export_dir / "parity.json")
     tags = lineage_tags(cfg, env, pipeline_run_id, ingest, validation, features, train, metrics, gate, parity)
+    if (export_dir / "quantization.json").is_file():
+        from kindml.bench.quantize import registry_tags
+
+        tags |= registry_tags(_read(export_dir / "quantization.json"))
     out_dir.mkdir(parents=True, exist_ok=True)
     reference_profile(training_dir, model_dir, export_dir, train, out_dir / "reference_profile.json", ingest.get("window_start"))
     extra = [out_dir / "reference_profile.json", export_dir / "preprocessing.json", export_dir / "parity.json", eval_dir / "metrics.json", eval_dir / "gate.json"]
