@@ -12,4 +12,10 @@ def _capstone() -> Any:
     return capstone
 
 
-PIPELINES: dict[str, Callable[[], Any]] = {"capstone": _capstone}
+def _bench_gpu() -> Any:
+    from kindml.pipelines.bench_gpu import bench_gpu
+
+    return bench_gpu
+
+
+PIPELINES: dict[str, Callable[[], Any]] = {"capstone": _capstone, "bench-gpu": _bench_gpu}

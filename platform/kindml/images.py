@@ -9,3 +9,7 @@ from kindml import __version__
 # `kind load docker-image` (imagePullPolicy: IfNotPresent, no registry needed).
 RUNTIME_IMAGE_REPO = "kindml-runtime"
 RUNTIME_IMAGE = f"{RUNTIME_IMAGE_REPO}:{__version__}"
+
+# The GPU variant (onnxruntime-gpu on an NVIDIA CUDA/TensorRT base) for the
+# benchmark on GPU nodes: `docker build -f Dockerfile.gpu -t kindml-runtime-gpu:<v> .`
+RUNTIME_GPU_IMAGE = f"{RUNTIME_IMAGE_REPO}-gpu:{__version__}"

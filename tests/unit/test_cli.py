@@ -86,7 +86,9 @@ def test_config_show_json_and_env_override(cli_env: dict[str, str]) -> None:
 def test_pipeline_compile_round_trip(tmp_path: Path, cli_env: dict[str, str]) -> None:
     res = kindml(["pipeline", "compile", "--out", str(tmp_path), "-o", "json"], cli_env)
     assert res.returncode == 0, res.stderr
-    [entry] = json.loads(res.stdout)
+    entries = {e["pipeline"]: e for e in json.loads(res.stdout)}
+    assert set(entries) == {"capstone", "bench-gpu"}
+    entry = entries["capstone"]
     from kfp import components
 
     comp = components.load_component_from_file(entry["path"])
@@ -94,8 +96,11 @@ def test_pipeline_compile_round_trip(tmp_path: Path, cli_env: dict[str, str]) ->
     for p in ("rows", "days", "seed", "corruption_rate", "quarantine", "min_roc_auc"):
         assert p in comp.component_spec.inputs
     text = Path(entry["path"]).read_text()
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "export", "register"):
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "export", "register", "deploy", "monitor"):
         assert f"comp-{stage}" in text
+    gpu = Path(entries["bench-gpu"]["path"]).read_text()
+    assert components.load_component_from_file(entries["bench-gpu"]["path"]).name == "kindml-bench-gpu"
+    assert "resourceType: nvidia.com/gpu" in gpu and "kindml.io/pool: gpu" in gpu and "key: nvidia.com/gpu" in gpu
 
 
 def test_unknown_pipeline(cli_env: dict[str, str], tmp_path: Path) -> None:
