@@ -4,25 +4,25 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := prometheus redis-server
+APT_PACKAGES := prometheus redis-server chromium
 # torch first, pinned: anything that lets pip choose a newer torch pulls GBs of CUDA
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps venv demo test test-unit test-local bench compile lint clean
+.PHONY: help setup system-deps venv demo test test-unit test-local bench compile lint security clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-system-deps:  ## Debian packages: prometheus (+promtool) and redis-server
-	@missing=""; for p in prometheus promtool redis-server; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+system-deps:  ## Debian packages: prometheus (+promtool), redis-server, chromium (the run report's browser test)
+	@missing=""; for p in prometheus promtool redis-server chromium; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$(APT_PACKAGES) (missing:$$missing)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 	@# Debian starts these as services on some systems; kindml runs its own on free ports
-	@command -v prometheus >/dev/null && command -v redis-server >/dev/null
+	@command -v prometheus >/dev/null && command -v redis-server >/dev/null && command -v chromium >/dev/null
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,30 @@ bench: setup  ## the quick ONNX Runtime benchmark suite
 
 compile: venv  ## KFP IR YAML of every pipeline into build/pipelines
 	$(BIN)/kindml pipeline compile --out build/pipelines
+
+# Security tools live in their own venv (their pins must not touch the project's stack).
+SEC_VENV  ?= build/security-venv
+SEC_OUT   ?= build/security
+SEC_TOOLS := checkov==3.3.30 pip-audit==2.10.1
+
+$(SEC_VENV)/.installed:
+	$(PYTHON) -m venv $(SEC_VENV)
+	$(SEC_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SEC_VENV)/bin/python -m pip install -q $(SEC_TOOLS)
+	@touch $@
+
+security: venv $(SEC_VENV)/.installed  ## manifest scan (checkov) of everything we render + the Dockerfile, dependency audit (pip-audit); see docs/security.md
+	@mkdir -p $(SEC_OUT)
+	$(BIN)/python -m kindml.cluster.scaninputs --out $(SEC_OUT)/inputs
+	$(SEC_VENV)/bin/checkov -d $(SEC_OUT)/inputs --framework kubernetes --skip-download --compact --quiet
+	$(SEC_VENV)/bin/checkov -f $(wildcard Dockerfile Dockerfile.*) --framework dockerfile --skip-download --compact --quiet
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^kindml' > $(SEC_OUT)/requirements.txt
+	$(SEC_VENV)/bin/pip-audit -r $(SEC_OUT)/requirements.txt --no-deps --disable-pip --progress-spinner off -f json -o $(SEC_OUT)/pip-audit.json
+	@$(BIN)/python -c "import json,sys; d=json.load(open('$(SEC_OUT)/pip-audit.json'))['dependencies']; \
+	v=[x for x in d if x.get('vulns')]; s=[x for x in d if 'skip_reason' in x]; \
+	print(f'pip-audit: {len(d)} packages, {len(v)} with known vulnerabilities, {len(s)} NOT audited'); \
+	[print('  not audited:', x['skip_reason']) for x in s[:5]]; \
+	s and print('  WARNING: packages that could not be audited are not known to be safe (see docs/security.md)'); sys.exit(1 if v else 0)"
 
 lint: venv
 	$(BIN)/ruff check platform components pipelines tests benchmarks

@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
-
 from kindml.images import RUNTIME_IMAGE
 
 
@@ -10,11 +9,17 @@ def train(config_json: str, env_json: str, training_set: Input[Dataset], workers
     """Ray Tune (ASHA) over lr/width, then a Ray Train TorchTrainer DDP fit; tracked in MLflow."""
     from pathlib import Path
 
-    from kindml.stages import context, train as stage
+    from kindml.stages import context
+    from kindml.stages import train as stage
 
     try:
         cfg, env = context.load(config_json, env_json, train__workers=workers, train__epochs=epochs, train__tune_trials=tune_trials, train__seed=seed)
-        out = stage.run(cfg, env, Path(training_set.path), Path(model.path), Path(holdout.path), run_name=f"train-seed{seed}")
+        if env.target == "kind":  # a RayJob on KubeRay (kindml.stages.train_job)
+            from kindml.stages import train_job
+
+            out = train_job.submit_and_wait(cfg, env, Path(training_set.path), Path(model.path), Path(holdout.path), run_name=f"train-seed{seed}")
+        else:
+            out = stage.run(cfg, env, Path(training_set.path), Path(model.path), Path(holdout.path), run_name=f"train-seed{seed}")
     except Exception as exc:
         context.record_failure("train", exc)
         raise

@@ -85,6 +85,13 @@ def ray_session(num_cpus: int) -> Iterator[None]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
+    if os.environ.get("RAY_ADDRESS"):  # inside a KubeRay RayJob: join the job's RayCluster
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,

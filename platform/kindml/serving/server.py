@@ -100,6 +100,24 @@ async def _reply(send: Any, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def bound_rest_server(host: str) -> type:
+    """KServe's ``RESTServer`` with uvicorn bound to ``host`` (KServe hard-codes 0.0.0.0 and has no option for it)."""
+    saved, sys.argv = sys.argv, sys.argv[:1]  # kserve parses sys.argv at import time
+    try:
+        from kserve.protocol.rest.server import RESTServer
+    finally:
+        sys.argv = saved
+
+    class _BoundRESTServer(RESTServer):  # type: ignore[misc]
+        bind_host = host
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.config.host = host  # read by uvicorn when it opens the socket, after this
+
+    return _BoundRESTServer
+
+
 def serve_foreground(predictor: Any, host: str, port: int) -> None:
     """Blocking: a KServe ModelServer on host:port (REST v1 + v2, /metrics) until SIGTERM/SIGINT."""
     if not port_free(host, port):
@@ -109,16 +127,10 @@ def serve_foreground(predictor: Any, host: str, port: int) -> None:
     try:
         import kserve
         import kserve.model_server as ms
-        from kserve.protocol.rest.server import RESTServer
     finally:
         sys.argv = saved
 
-    class _BoundRESTServer(RESTServer):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.config.host = host
-
-    ms.RESTServer = _BoundRESTServer  # type: ignore[misc]
+    ms.RESTServer = bound_rest_server(host)  # type: ignore[misc]
     ms.app.add_middleware(JsonGuard)
     predictor.load()
     kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_docs_url=False, enable_latency_logging=False).start([predictor])

@@ -122,12 +122,17 @@ def test_every_container_has_requests_limits_and_restricted_security(rendered, t
 
 
 def test_no_plaintext_secrets(rendered, repo_root):
-    """No Secret is committed or rendered; credentials come from secretKeyRef."""
+    """No Secret is committed or rendered; credentials come from secretKeyRef or from files of a mounted Secret."""
     for tree, objs in rendered.items():
         assert not [o for o in objs if o["kind"] == "Secret"], f"{tree} renders a Secret"
-        for _, _, c in _containers(objs):
+        for _, pod, c in _containers(objs):
+            secret_vols = {v["name"] for v in pod.get("volumes") or [] if "secret" in v}
+            secret_dirs = [m["mountPath"] for m in c.get("volumeMounts") or [] if m["name"] in secret_vols]
             for e in c.get("env") or []:
                 if re.search(r"(?i)(password|secret|token|access_?key)", e["name"]):
+                    if e["name"].endswith("__FILE"):  # <VAR>__FILE: a path into a mounted Secret (Grafana)
+                        assert any(str(e.get("value", "")).startswith(d + "/") for d in secret_dirs), f"{c['name']}: {e['name']}"
+                        continue
                     assert "valueFrom" in e and "value" not in e, f"{c['name']}: {e['name']} is a literal"
     texts = "\n".join(p.read_text() for p in (repo_root / "manifests").rglob("*") if p.is_file())
     assert not re.search(r"(?im)^\s*(password|admin-password|secretkey)\s*:\s*\S", texts)

@@ -1,0 +1,449 @@
+"""The sections of the run report. Each takes the :class:`~kindml.report.collect.RunData` and returns markup.
+
+A section whose data is missing says why (the run stopped earlier, the stage
+was skipped, the run predates the artifact) instead of failing; the page
+assembly (:mod:`kindml.report.render`) also catches any error of a section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kindml.report import svg
+from kindml.report.collect import RunData, fmt_duration
+from kindml.report.markup import badge, cards, esc, grid, kv, note, num, pct, short, table
+
+# Which stage produces what a section shows: explains a missing section.
+PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register",
+            "serving": "monitor", "drift": "monitor", "alerts": "monitor"}
+METHOD_COLORS = {"psi": svg.PALETTE[0], "js": svg.PALETTE[3], "ks": svg.PALETTE[2]}
+DEFAULT_THRESHOLDS = {"psi": 0.2, "prediction_psi": 0.2, "ks_min": 0.05, "ks_c_alpha": 1.95}
+
+
+def why_missing(data: RunData, stage: str, what: str) -> str:
+    """A note explaining why ``what`` (made by ``stage``) is absent."""
+    s = data.summary
+    info = (s.get("stages") or {}).get(stage) or {}
+    status = info.get("status")
+    failed = s.get("failed_stage")
+    if status == "skipped":
+        return note(f"No {what}: stage {stage} was skipped in this run (run without --no-serve to deploy and monitor).", "info")
+    if failed and failed != stage and status in (None, "not_run"):
+        return note(f"No {what}: the run stopped at stage {failed} before {stage} ran.", "warn")
+    if status in ("failed", "interrupted"):
+        return note(f"No {what}: stage {stage} {status}.", "error")
+    if s.get("status") == "running":
+        return note(f"No {what} yet: the run is still running.", "info")
+    return note(f"No {what} recorded for this run.", "info")
+
+
+# ---------------------------------------------------------------- overview
+def overview(data: RunData) -> str:
+    s = data.summary
+    out: list[str] = []
+    status = str(s.get("status") or "unknown")
+    if status != "succeeded":
+        err = s.get("error") or {}
+        stage = s.get("failed_stage") or "?"
+        msg = f"<strong>Run {esc(status)} at stage {esc(stage)}</strong>"
+        if err.get("message"):
+            msg += f": {esc(err['message'])}"
+        if err.get("hint"):
+            msg += f'<div class="hint">hint: {esc(err["hint"])}</div>'
+        if s.get("validation_report"):
+            msg += f'<div class="hint">validation report: <code>{esc(s["validation_report"])}</code></div>'
+        out.append(note(msg, "error" if status in ("failed", "interrupted") else "info", raw=True))
+    m = s.get("metrics") or {}
+    model = s.get("model") or {}
+    serving = s.get("serving") or {}
+    drift = s.get("drift") or {}
+    max_psi = max((v for v in (drift.get("max_psi") or {}).values() if isinstance(v, int | float)), default=None)
+    alerts = drift.get("alerts_fired")
+    tiles = [
+        ("status", badge(status), f"{fmt_duration(s.get('seconds'))} total"),
+        ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else ""),
+        ("model", f"{esc(model.get('name') or '-')} v{esc(model.get('version') or '-')}" if model else "-",
+         ("promoted to " + str(model.get("alias") or "champion")) if model.get("promoted") else ("not promoted" if model else "not registered")),
+        ("p99 latency", f"{num(serving.get('p99_ms'), 3)} ms" if serving else "-",
+         f"{num(serving.get('requests'))} requests, {num(serving.get('errors'))} errors" if serving else "not served"),
+        ("max feature PSI", num(max_psi), f"{len(alerts)} alerts fired" if isinstance(alerts, list) else "not monitored"),
+    ]
+    out.append(cards(tiles))
+    d = s.get("data") or {}
+    facts = [("run id", data.run_id), ("target", s.get("target")), ("started", s.get("started")), ("finished", s.get("finished")),
+             ("run folder", s.get("run_dir") or data.run_dir)]
+    if d:
+        facts += [("rows", d.get("rows")), ("accounts", d.get("accounts")), ("fraud rate", pct(d.get("fraud_rate"))),
+                  ("data window", f"{d.get('window_start', '?')} → {d.get('window_end', '?')}"), ("data hash", short(d.get("content_hash"), 20))]
+    out.append(grid([kv(facts[:5]), kv(facts[5:]) if len(facts) > 5 else ""], "grid two"))
+    params = s.get("params") or {}
+    if params:
+        out.append("<details><summary>parameters</summary>" + kv(sorted(params.items()), code=True) + "</details>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- timeline
+def timeline(data: RunData) -> str:
+    spans = data.timeline
+    if not spans:
+        return note("No stages recorded in summary.json.", "warn")
+    rows = [(sp.name, sp.start_s, sp.end_s, sp.status, f"{sp.seconds:.1f} s" if sp.seconds else "")
+            for sp in spans]
+    total = max((sp.end_s for sp in spans if sp.end_s is not None), default=0.0)
+    legend = " ".join(badge(st) for st in dict.fromkeys(sp.status for sp in spans))
+    return (svg.gantt(rows, title=f"stages ({fmt_duration(total)} from the first stage's start)")
+            + f'<p class="legend">{legend}</p>')
+
+
+# ---------------------------------------------------------------- validation
+def validation(data: RunData) -> str:
+    v = data.get("validation")
+    vs = data.get("validation_summary") or data.summary.get("validation")
+    if not v and not vs:
+        return why_missing(data, "validate", "data validation results")
+    v = v or {}
+    vs = vs or {}
+    success = v.get("success", vs.get("success"))
+    outcomes: list[dict[str, Any]] = list(v.get("outcomes") or [])
+    failed = [o for o in outcomes if not o.get("success")]
+    out = []
+    summary = vs.get("summary") or (f"{v.get('table', 'data')}: {len(outcomes) - len(failed)} of {len(outcomes)} expectations passed")
+    if success:
+        out.append(note(f"Passed: {summary}", "ok"))
+    else:
+        out.append(note(f"<strong>Validation FAILED</strong>: {esc(summary)}", "error", raw=True))
+    out.append(cards([
+        ("rows", num(v.get("rows", vs.get("rows"))), str(v.get("table") or "")),
+        ("expectations", num(v.get("evaluated_expectations", vs.get("evaluated_expectations", len(outcomes) or None))), ""),
+        ("failed", num(v.get("failed_expectations", vs.get("failed_expectations", len(failed)))), ""),
+        ("quarantined rows", num(v.get("quarantined_rows", vs.get("quarantined_rows"))), f"{num(vs.get('clean_rows'))} clean rows" if vs.get("clean_rows") is not None else ""),
+    ]))
+    reasons = v.get("quarantine_reasons") or vs.get("quarantine_reasons") or {}
+    if reasons:
+        out.append(table(["quarantine reason", "rows"], [[esc(k), num(n)] for k, n in reasons.items()], numeric=[1]))
+
+    def rows(items: list[dict[str, Any]]) -> list[list[str]]:
+        return [[badge("failed" if not o.get("success") else "succeeded"), esc(o.get("expectation")), esc(o.get("column") or "(table)"),
+                 num(o.get("unexpected_count")), f"{o['unexpected_percent']:.2f}" if isinstance(o.get("unexpected_percent"), int | float) else "-",
+                 esc(short(o.get("examples") or o.get("observed") or o.get("detail") or "", 90))] for o in items]
+
+    head = ["result", "expectation", "column", "unexpected rows", "%", "examples / observed"]
+    if failed:
+        out.append(table(head, rows(failed), numeric=[3, 4], caption="failed expectations"))
+    passed = [o for o in outcomes if o.get("success")]
+    if passed:
+        out.append(f"<details><summary>{len(passed)} passed expectations</summary>{table(head, rows(passed), numeric=[3, 4])}</details>")
+    if v.get("validated_at"):
+        out.append(f'<p class="muted">validated at {esc(v["validated_at"])}</p>')
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- training
+def training(data: RunData) -> str:
+    tr = data.get("train_report")
+    if not tr:
+        return why_missing(data, "train", "training report")
+    out = []
+    secs = tr.get("seconds") or {}
+    split = tr.get("split") or {}
+    out.append(cards([
+        ("validation AUC", num(tr.get("val_auc")), "best model on the validation split"),
+        ("Tune trials", num(len(tr.get("trials") or [])), f"{num(secs.get('tune'))} s tuning" if secs.get("tune") is not None else ""),
+        ("final fit", f"{num(secs.get('fit'))} s" if secs.get("fit") is not None else "-", f"{num(tr.get('workers'))} Ray Train workers"),
+        ("split rows", " / ".join(num(split.get(k)) for k in ("train", "val", "test")) if split else "-", "train / val / test"),
+    ]))
+    hist = tr.get("history") or []
+    charts = []
+    if hist:
+        ep = [h.get("epoch") for h in hist]
+        charts.append(svg.line_chart([svg.Series("train loss", ep, [h.get("train_loss") for h in hist], markers=True)],
+                                     title="training loss per epoch", x_label="epoch", y_label="loss", legend=False, integer_x=True))
+        charts.append(svg.line_chart([svg.Series("val AUC", ep, [h.get("val_auc") for h in hist], color=svg.PALETTE[2], markers=True)],
+                                     title="validation ROC AUC per epoch", x_label="epoch", y_label="ROC AUC", legend=False, integer_x=True))
+        out.append(grid(charts, "grid two"))
+    else:
+        out.append(note("No per-epoch history in the training report.", "info"))
+    trials = tr.get("trials") or []
+    if trials:
+        keys = [k for k in trials[0] if k not in ("val_auc", "epochs_run")]
+        best_auc = max((t.get("val_auc") for t in trials if isinstance(t.get("val_auc"), int | float)), default=None)
+        body = [[num(i + 1)] + [num(t.get(k)) for k in keys] + [num(t.get("val_auc")), num(t.get("epochs_run"))] for i, t in enumerate(trials)]
+        classes = ["best" if t.get("val_auc") == best_auc and best_auc is not None else "" for t in trials]
+        out.append(table(["trial", *keys, "val AUC", "epochs"], body, classes, numeric=range(len(keys) + 3),
+                         caption="Ray Tune trials (best highlighted)"))
+    if tr.get("best_params"):
+        out.append("<h3>best hyper-parameters</h3>" + kv(tr["best_params"].items(), code=True))
+    facts = [("net", ", ".join(f"{k}={v}" for k, v in (tr.get("net") or {}).items())), ("seed", tr.get("seed")),
+             ("restored from checkpoint", tr.get("restored_from_checkpoint")), ("MLflow run", tr.get("mlflow_run_id"))]
+    out.append(kv([(k, v) for k, v in facts if v not in (None, "")]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- evaluation
+def evaluation(data: RunData) -> str:
+    m = data.get("metrics") or {}
+    curves = data.get("curves") or {}
+    gate = data.get("gate") or data.summary.get("gate")
+    if not m and not curves:
+        return why_missing(data, "evaluate", "evaluation")
+    out = []
+    if gate:
+        reasons = "; ".join(gate.get("reasons") or [])
+        out.append(note(f"<strong>Gate: {'promote' if gate.get('promote') else 'do not promote'}</strong> — {esc(reasons)}",
+                        "ok" if gate.get("promote") else "warn", raw=True))
+    out.append(cards([
+        ("ROC AUC", num(m.get("roc_auc")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
+        ("PR AUC", num(m.get("pr_auc")), f"base rate {pct(m['positives'] / m['rows'])}" if m.get("rows") and m.get("positives") is not None else ""),
+        ("precision / recall", f"{num(m.get('precision'), 3)} / {num(m.get('recall'), 3)}", f"at threshold {num(m.get('threshold'))}"),
+        ("recall at 1 % alerts", num(m.get("recall_at_1pct_alerts"), 3), "flagging the top 1 % of scores"),
+        ("Brier / ECE", f"{num(m.get('brier'), 3)} / {num(m.get('ece'), 3)}", "calibration"),
+    ]))
+    charts = []
+    if curves.get("roc_fpr") and curves.get("roc_tpr"):
+        charts.append(svg.line_chart([svg.Series(f"ROC (AUC {num(m.get('roc_auc'), 3)})", curves["roc_fpr"], curves["roc_tpr"])],
+                                     title="ROC curve", x_label="false positive rate", y_label="true positive rate",
+                                     x_range=(0, 1), y_range=(0, 1), diagonal=True))
+    if curves.get("pr_recall") and curves.get("pr_precision"):
+        base = m["positives"] / m["rows"] if m.get("rows") and m.get("positives") is not None else None
+        charts.append(svg.line_chart([svg.Series(f"PR (AUC {num(m.get('pr_auc'), 3)})", curves["pr_recall"], curves["pr_precision"], color=svg.PALETTE[3])],
+                                     title="precision-recall curve", x_label="recall", y_label="precision", x_range=(0, 1), y_range=(0, 1),
+                                     hlines=[svg.HLine(base, f"base rate {base:.3f}", "#6b7280")] if base else []))
+    cal = m.get("calibration") or []
+    if cal:
+        charts.append(svg.line_chart([svg.Series("model", [c.get("mean_score") for c in cal], [c.get("fraud_rate") for c in cal],
+                                                 color=svg.PALETTE[4], markers=True)],
+                                     title="calibration (reliability)", x_label="mean predicted score", y_label="observed fraud rate",
+                                     x_range=(0, 1), y_range=(0, 1), diagonal=True))
+    conf = m.get("confusion")
+    if conf:
+        charts.append(confusion_matrix(conf, m.get("threshold")))
+    if charts:
+        out.append(grid(charts, "grid two"))
+    else:
+        out.append(note("No ROC/PR curves stored for this run.", "info"))
+    return "".join(out)
+
+
+def confusion_matrix(conf: dict[str, Any], threshold: Any = None) -> str:
+    tn, fp, fn, tp = (int(conf.get(k) or 0) for k in ("tn", "fp", "fn", "tp"))
+    total = max(tn + fp + fn + tp, 1)
+
+    def cell(n: int, good: bool) -> str:
+        share = n / total
+        alpha = 0.12 + 0.7 * min(1.0, share * 2)
+        color = f"rgba(22,163,74,{alpha:.2f})" if good else f"rgba(220,38,38,{alpha:.2f})"
+        return f'<td class="cm" style="background:{color}"><div class="n">{n:,}</div><div class="sub">{share * 100:.1f} %</div></td>'
+
+    return ('<div class="cmwrap"><div class="charttitle">confusion matrix'
+            + (f" (threshold {esc(threshold)})" if threshold is not None else "") + "</div>"
+            '<table class="cmtable"><thead><tr><th></th><th>predicted legit</th><th>predicted fraud</th></tr></thead><tbody>'
+            f"<tr><th>actual legit</th>{cell(tn, True)}{cell(fp, False)}</tr>"
+            f"<tr><th>actual fraud</th>{cell(fn, False)}{cell(tp, True)}</tr></tbody></table></div>")
+
+
+# ---------------------------------------------------------------- registry
+LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("gate", "kindml.gate"),
+                   ("data rows", "kindml.data_rows"), ("data hash", "kindml.data_hash"), ("validation", "kindml.validation_success"),
+                   ("git", "kindml.git_commit"))
+
+
+def registry(data: RunData) -> str:
+    reg = data.get("registered")
+    model = data.summary.get("model") or {}
+    if not reg and not model and data.versions is None:
+        return why_missing(data, "register", "registered model")
+    out = []
+    version = str((reg or model).get("version") or "")
+    if reg or model:
+        r = reg or model
+        out.append(note(f"This run registered <strong>{esc(r.get('name'))} v{esc(version)}</strong> "
+                        + (f"and moved the alias <code>{esc(r.get('alias'))}</code> to it." if r.get("promoted") else "(not promoted: the champion stays)."),
+                        "ok" if r.get("promoted") else "info", raw=True))
+    if data.versions:
+        body, classes = [], []
+        for v in data.versions:
+            tags = v.get("tags") or {}
+            body.append([esc(v.get("version")), esc(", ".join(v.get("aliases") or [])) or "-"]
+                        + [esc(short(tags.get(t), 12 if t in ("kindml.data_hash", "kindml.git_commit") else 40)) or "-" for _, t in LINEAGE_COLUMNS])
+            classes.append("best" if str(v.get("version")) == version else "")
+        out.append(table(["version", "aliases", *(c for c, _ in LINEAGE_COLUMNS)], body, classes,
+                         caption=f"versions of {(reg or model).get('name', 'the model')} in the registry (this run's highlighted)"))
+    elif data.versions is None:
+        out.append(note("The registry was not queried or not reachable; the lineage below comes from the run's own record.", "info"))
+    tags = (reg or {}).get("tags") or {}
+    if tags:
+        out.append("<h3>lineage of this version</h3>" + kv(((k.removeprefix("kindml."), v) for k, v in tags.items()), code=True))
+    if (reg or model).get("onnx_path"):
+        out.append(f'<p class="muted">ONNX file: <code>{esc((reg or model)["onnx_path"])}</code></p>')
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- serving
+def serving(data: RunData) -> str:
+    mon = data.get("monitor") or {}
+    srv = mon.get("serving") or data.summary.get("serving")
+    dep = data.summary.get("deployment") or data.get("deployed")
+    if not srv:
+        return why_missing(data, "monitor", "serving measurements")
+    out = [cards([
+        ("requests", num(srv.get("requests")), "replayed through the predictor"),
+        ("errors", num(srv.get("errors")), "non-2xx answers"),
+        ("p50 latency", f"{num(srv.get('p50_ms'), 3)} ms", "client-side, loopback"),
+        ("p99 latency", f"{num(srv.get('p99_ms'), 3)} ms", ""),
+    ])]
+    if (srv.get("errors") or 0) > 0:
+        out.insert(0, note(f"{srv['errors']} requests failed during the replay.", "error"))
+    phases = mon.get("phases") or []
+    if phases:
+        body = [[esc(p.get("phase")), num(p.get("requests")), num(p.get("errors")), num(p.get("achieved_rps"), 1),
+                 num(p.get("p50_ms"), 3), num(p.get("p90_ms"), 3), num(p.get("p99_ms"), 3), num(p.get("max_ms"), 3),
+                 esc(", ".join(f"{k}: {v}" for k, v in (p.get("codes") or {}).items()))] for p in phases]
+        out.append(table(["phase", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "status codes"], body,
+                         numeric=range(1, 8), caption="load phases of the monitoring replay"))
+        items = [(f"{p.get('phase')} {q}", p.get(f"{q}_ms")) for p in phases for q in ("p50", "p90", "p99")]
+        out.append(svg.hbars(items, title="latency percentiles per phase (ms)", value_fmt="{:.2f} ms", width=900))
+    if dep:
+        out.append(kv([("predictor", dep.get("url")), ("model", f"{dep.get('model')} v{dep.get('version')}"), ("pid", str(dep.get("pid")))]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- drift
+def _thresholds(series: dict[str, Any] | None) -> dict[str, float]:
+    if series and isinstance(series.get("thresholds"), dict):
+        return {**DEFAULT_THRESHOLDS, **series["thresholds"]}
+    try:
+        from kindml.monitoring.rules import profile_values
+
+        v = profile_values("local")
+        return {"psi": float(v["feature_psi"]), "prediction_psi": float(v["prediction_psi"]),
+                "ks_min": float(v["feature_ks_min"]), "ks_c_alpha": float(v["ks_c_alpha"])}
+    except Exception:
+        return dict(DEFAULT_THRESHOLDS)
+
+
+def _last(values: list[Any] | None) -> float | None:
+    for v in reversed(values or []):
+        if svg.finite(v):
+            return float(v)
+    return None
+
+
+def _max(values: list[Any] | None) -> float | None:
+    vals = [float(v) for v in values or [] if svg.finite(v)]
+    return max(vals) if vals else None
+
+
+def drift(data: RunData) -> str:
+    mon = data.get("monitor") or {}
+    d = mon.get("drift") or data.summary.get("drift")
+    if not d:
+        return why_missing(data, "monitor", "drift measurements")
+    series = d.get("series") if isinstance(d.get("series"), dict) else None
+    th = _thresholds(series)
+    max_psi: dict[str, float] = d.get("max_psi") or {}
+    feats = series.get("features", {}) if series else {}
+    fired = {(a.get("labels") or {}).get("feature") for a in d.get("alerts_fired") or [] if a.get("alertname") == "KindmlFeatureDrift"}
+    shifted = {(a.get("labels") or {}).get("feature") for a in d.get("alerts_fired") or [] if a.get("alertname") == "KindmlFeatureShift"}
+    out = [note(f"Live traffic drift severity {num(d.get('severity'))}; PSI above {th['psi']:g} for 10 s fires KindmlFeatureDrift, "
+                f"binned KS above max({th['ks_min']:g}, {th['ks_c_alpha']:g}/√n) fires KindmlFeatureShift.", "info")]
+    names = sorted(set(max_psi) | set(feats))
+    if names:
+        body, classes = [], []
+        for f in names:
+            fs = feats.get(f, {})
+            psi = max_psi.get(f, _max(fs.get("psi")))
+            over = isinstance(psi, int | float) and psi > th["psi"]
+            body.append([esc(f), num(psi), num(_max(fs.get("js"))), num(_max(fs.get("ks"))),
+                         " ".join([badge("fired")] * (f in fired) + [badge("shift")] * (f in shifted) + [badge("drift")] * (over and f not in fired))
+                         or badge("ok")])
+            classes.append("bad" if over or f in fired else "")
+        out.append(svg.hbars([(f, max_psi.get(f, _max(feats.get(f, {}).get("psi")))) for f in names], title="max PSI per feature over the run",
+                             threshold=th["psi"], threshold_label=f"alert threshold {th['psi']:g}", width=900))
+        out.append(table(["feature", "max PSI", "max JS (bits)", "max KS", "alert"], body, classes, numeric=[1, 2, 3],
+                         caption="drift per feature vs the training reference (fired: KindmlFeatureDrift fired; shift: KindmlFeatureShift fired; "
+                                 "drift: above the PSI threshold, no drift alert fired yet when the stage stopped watching)"))
+    pred = d.get("prediction_psi")
+    if pred is not None:
+        out.append(kv([("prediction (score) PSI at the end", num(pred)), ("threshold", th["prediction_psi"])]))
+    if series and series.get("t_s"):
+        t = series["t_s"]
+        charts = []
+        for f in sorted(feats):
+            fs = feats[f]
+            ss = [svg.Series(m.upper(), t, fs[m], METHOD_COLORS[m], dash=(m != "psi")) for m in ("psi", "js", "ks") if m in fs]
+            charts.append(svg.line_chart(ss, title=f, x_label="seconds", y_label="drift", width=420, height=220,
+                                         hlines=[svg.HLine(th["psi"], f"PSI {th['psi']:g}")]))
+        ps = series.get("prediction") or {}
+        if ps:
+            charts.append(svg.line_chart([svg.Series(m.upper(), t, ps[m], METHOD_COLORS[m], dash=(m != "psi")) for m in ("psi", "js", "ks") if m in ps],
+                                         title="prediction (score)", x_label="seconds", y_label="drift", width=420, height=220,
+                                         hlines=[svg.HLine(th["prediction_psi"], f"PSI {th['prediction_psi']:g}")]))
+        out.append(f"<h3>drift over time (sampled every {num(series.get('step_s'))} s from Prometheus since {esc(series.get('start'))})</h3>")
+        out.append(grid(charts, "grid three"))
+    else:
+        out.append(note("Drift over time was not recorded for this run (runs of an older kindml keep the maximum only).", "info"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- alerts
+def alerts(data: RunData) -> str:
+    mon = data.get("monitor") or {}
+    d = mon.get("drift") or data.summary.get("drift")
+    if not d:
+        return why_missing(data, "monitor", "alert record")
+    fired = d.get("alerts_fired") or []
+    if not fired:
+        return note(f"No alert fired during the {num(mon.get('observed_seconds'))} s the local Prometheus watched the predictor."
+                    if mon.get("observed_seconds") else "No alert fired.", "ok")
+    drift_names = {"KindmlFeatureDrift", "KindmlPredictionDrift"}
+    out = []
+    if any(a.get("alertname") in drift_names for a in fired):
+        out.append(note("Drift alerts fired: live traffic no longer looks like the training data. Retrain (`kindml monitor watch` does it on alert).", "warn"))
+    body = []
+    for a in fired:
+        labels = a.get("labels") or {}
+        try:
+            value = num(float(a.get("value")))
+        except (TypeError, ValueError):
+            value = esc(a.get("value"))
+        body.append([esc(a.get("alertname")), esc(labels.get("feature", "-")), esc(labels.get("severity", "-")),
+                     esc(f"{labels.get('model', '')} v{labels.get('version', '')}"), esc(a.get("first_seen")), value])
+    out.append(table(["alert", "feature", "severity", "model", "first seen (firing)", "value"], body, numeric=[5]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- benchmarks
+def benchmarks(data: RunData) -> str:
+    doc = data.benchmark
+    if not doc:
+        return note("No benchmark results found (run `kindml bench` or `make bench`; the newest benchmarks/results/*.json is shown).", "info")
+    mach = doc.get("machine") or {}
+    out = [f'<p class="muted">{esc(data.benchmark_path.name if data.benchmark_path else "")} · suite {esc(doc.get("suite"))} · '
+           f'{esc(mach.get("cpu_model"))} · {esc(mach.get("logical_cpus"))} logical CPUs · {esc(doc.get("device") or mach.get("device"))} · '
+           f'onnxruntime {esc(mach.get("onnxruntime_version"))} · {esc(doc.get("created"))}</p>']
+    results = [r for r in doc.get("results") or [] if isinstance(r, dict)]
+    head = ["model", "variant", "provider", "batch", "p50 ms", "p99 ms", "throughput /s", "speedup vs fp32", "quality"]
+
+    def row(r: dict[str, Any]) -> list[str]:
+        return [esc(r.get("model")), esc(r.get("variant")), esc(r.get("provider")), num(r.get("batch")), num(r.get("p50_ms"), 4),
+                num(r.get("p99_ms"), 4), num(r.get("throughput_per_s"), 1), num(r.get("speedup_vs_fp32"), 3), esc(quality_text(r.get("quality")))]
+
+    best: dict[str, dict[str, Any]] = {}  # per model: the highest throughput of any variant and batch
+    for r in results:
+        t = r.get("throughput_per_s")
+        if svg.finite(t) and (r.get("model") not in best or t > best[str(r.get("model"))]["throughput_per_s"]):
+            best[str(r.get("model"))] = r
+    if best:
+        out.append(table(head, [row(r) for r in best.values()], numeric=range(3, 8), caption="fastest variant per model (highest throughput)"))
+    out.append(f"<details><summary>all {len(results)} results</summary>{table(head, [row(r) for r in results], numeric=range(3, 8))}</details>")
+    return "".join(out)
+
+
+def quality_text(q: Any) -> str:
+    """``roc_auc 0.9133 (Δ -0.0001)`` from a benchmark quality record (the metric that has a ``_delta``)."""
+    if not isinstance(q, dict):
+        return num(q) if q is not None else "-"
+    for k, v in q.items():
+        if f"{k}_delta" in q and svg.finite(v):
+            return f"{k} {num(v)} (Δ {num(q[f'{k}_delta'])})"
+    return short(", ".join(f"{k}={num(v)}" for k, v in q.items() if svg.finite(v)), 60)
