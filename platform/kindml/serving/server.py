@@ -204,12 +204,13 @@ def start_background(ws: Workspace, model_dir: Path, name: str, version: str, ho
     if not port_free(host, port):
         raise ServingError(f"port {port} on {host} is already in use", "Pick another with --port, or stop what is listening there.")
     log_path = ws.serving / "predictor.log"
-    cmd = [sys.executable, "-m", "kindml", "serve", "run", "--model-dir", str(model_dir), "--name", name, "--version", version,
+    cmd = [sys.executable, "-P", "-m", "kindml", "serve", "run", "--model-dir", str(model_dir), "--name", name, "--version", version,
            "--host", host, "--port", str(port), *(extra_args or [])]
     env = dict(os.environ)
     env["KINDML_HOME"] = str(ws.root)
     with log_path.open("ab") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        # -P and cwd: a folder named "kindml" in the caller's directory must not shadow the package
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env, cwd=ws.root)
     st = PredictorState(pid=proc.pid, host=host, port=port, model=name, version=version, model_dir=str(model_dir), log=str(log_path), started=time.time())
     atomic_write_json(state_path(ws), asdict(st))
     deadline = time.monotonic() + timeout
