@@ -193,3 +193,28 @@ def test_monitoring_alerts_under_drifted_traffic(server) -> None:  # type: ignor
     firing, psi, _ = _watch_alerts(server, 1.0, 60)
     assert firing, "no drift alert fired under drifted traffic"
     assert max(float(r["value"][1]) for r in psi) > 0.2
+
+
+def test_load_60s_at_target_rate_zero_errors_and_bounded_memory(server) -> None:  # type: ignore[no-untyped-def]
+    """Loopback load at 200 rps for 60 s (plus a 10 s warm-up): zero errors; predictor RSS growth bounded
+    (drift windows and the feature cache are fixed-size). Latency percentiles are printed, not asserted:
+    performance is measured in benchmarks/serving, not in tests."""
+    import psutil
+
+    from kindml.data.generate import build_world, generate_live
+    from kindml.serving.loadgen import payloads, run_load
+    from kindml.serving.server import read_state
+
+    st = read_state(__import__("kindml.workspace", fromlist=["Workspace"]).Workspace(server["home"]))
+    proc = psutil.Process(st.pid)
+    s = server["summary"]["params"]
+    world = build_world(s["seed"], 1500, 400, s["days"], None)
+    bodies = payloads(generate_live(world, 14_000, None, stream=77))
+    warm = run_load(server["url"], server["model"], bodies[:2000], rps=200, duration=10)
+    rss0 = proc.memory_info().rss
+    stats = run_load(server["url"], server["model"], bodies[2000:], rps=200, duration=60)
+    rss1 = proc.memory_info().rss
+    summary = stats.summary()
+    print(f"\nload 200 rps x 60 s: {json.dumps(summary)}; rss {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB")
+    assert warm.errors == 0 and stats.errors == 0 and stats.requests == 12_000
+    assert rss1 - rss0 < 40 * 2**20, f"predictor memory grew by {(rss1 - rss0) / 2**20:.1f} MiB in 60 s"

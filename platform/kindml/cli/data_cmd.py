@@ -46,4 +46,17 @@ def register(app: typer.Typer) -> None:
                   "corruption": damage.to_dict() if damage else None}
         emit(result, output, f"wrote {len(tx)} transactions and {len(world.accounts)} accounts to {out}")
 
+    @data_app.command("schema")
+    def schema(output: Output = OUTPUT_OPTION) -> None:
+        """The columns and types of bring-your-own data (transactions and accounts), and allowed values."""
+        from kindml.data.schema import ACCOUNT_COLUMNS, CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS, TRANSACTION_COLUMNS
+
+        d = {"transactions": TRANSACTION_COLUMNS, "accounts": ACCOUNT_COLUMNS,
+             "allowed": {"merchant_category": list(CATEGORIES), "channel": list(CHANNELS), "country": list(COUNTRIES),
+                         "home_country": list(COUNTRIES), "segment": list(SEGMENTS), "is_fraud": [0, 1]}}
+        lines = ["transactions.(parquet|csv):"] + [f"  {k}: {v}" for k, v in TRANSACTION_COLUMNS.items()]
+        lines += ["accounts.(parquet|csv):"] + [f"  {k}: {v}" for k, v in ACCOUNT_COLUMNS.items()]
+        lines += ["allowed values:"] + [f"  {k}: {', '.join(map(str, v))}" for k, v in d["allowed"].items()]
+        emit(d, output, "\n".join(lines))
+
     app.add_typer(data_app, name="data")

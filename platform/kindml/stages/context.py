@@ -11,7 +11,16 @@ from kindml.runtime import RuntimeEnv
 
 def load(config_json: str, env_json: str = "", **overrides: Any) -> tuple[KindmlConfig, RuntimeEnv]:
     """``config_json`` is the effective config (or ``{}`` for defaults); keyword overrides are dotted keys with ``__`` for ``.``."""
-    base = KindmlConfig.model_validate(json.loads(config_json or "{}"))
+    from kindml.config import _validate
+    from kindml.errors import ConfigError
+
+    try:
+        data = json.loads(config_json or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"pipeline parameter config_json is not JSON: {exc}", "Pass the output of `kindml config show -o json`.") from None
+    if not isinstance(data, dict):
+        raise ConfigError("pipeline parameter config_json must be a JSON object", "Pass the output of `kindml config show -o json`.")
+    base = _validate(data, {}, "pipeline parameter config_json")
     dotted = {k.replace("__", "."): v for k, v in overrides.items()}
     cfg = base.with_overrides(dotted, source="pipeline parameter") if dotted else base
     env = RuntimeEnv.from_json(env_json)
