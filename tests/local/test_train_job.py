@@ -25,7 +25,7 @@ def test_train_job_entrypoint_round_trip(tmp_path: Path) -> None:
 
     ws = Workspace(tmp_path / "ws").ensure()
     cfg = KindmlConfig().with_overrides({"data.rows": 6000, "data.days": 30, "data.end_date": date(2026, 1, 31), "train.epochs": 2,
-                                         "train.tune_trials": 1, "train.tune_epochs": 1, "validation.freshness_days": None})
+                                         "train.tune_trials": 1, "train.tune_epochs": 1, "validation.freshness_days": 100_000})
     env = RuntimeEnv.local(cfg, ws)
     ingest.run(cfg, tmp_path / "raw")
     validate.run(cfg, tmp_path / "raw", tmp_path / "clean", tmp_path / "report")
