@@ -29,6 +29,16 @@ RESERVED_ENV = {"KINDML_CONFIG", "KINDML_HOME", "KINDML_LOG_LEVEL", "KINDML_NO_P
 DEFAULT_CONFIG_FILE = "kindml.yaml"
 
 
+class _ExplicitNull:
+    """An override that really means null (``--set validation.freshness_days=null``); a plain None means "not given"."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+EXPLICIT_NULL = _ExplicitNull()
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -166,7 +176,7 @@ class KindmlConfig(_Strict):
             if value is None:
                 continue
             keys = tuple(dotted.split("."))
-            _set_path(data, keys, value)
+            _set_path(data, keys, None if value is EXPLICIT_NULL else value)
             origins[keys] = source
         return _validate(data, origins, default_source=source)
 
@@ -313,7 +323,7 @@ def load_config(
         if value is None:
             continue
         keys = tuple(dotted.split("."))
-        _set_path(data, keys, value)
+        _set_path(data, keys, None if value is EXPLICIT_NULL else value)
         origins[keys] = "command line"
     default_source = str(cfg_file) if cfg_file else "built-in defaults"
     cfg = _validate(data, origins, default_source)

@@ -70,3 +70,12 @@ def test_drift_severity() -> None:
 def test_models_forbid_extra() -> None:
     with pytest.raises(Exception):
         KindmlConfig.model_validate({"nope": 1})
+
+
+def test_explicit_null_override(tmp_path: Path) -> None:
+    from kindml.cli.common import parse_set_options
+
+    over = parse_set_options(["validation.freshness_days=null", "train.workers=3"])
+    cfg = load_config(environ={}, overrides={**over, "data.rows": None}, cwd=tmp_path)
+    assert cfg.validation.freshness_days is None and cfg.train.workers == 3 and cfg.data.rows == 60_000
+    assert KindmlConfig().with_overrides(over).validation.freshness_days is None

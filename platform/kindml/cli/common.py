@@ -96,8 +96,11 @@ def parse_set_options(values: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
             raise UsageError(f"--set {item!r}: empty key", "Write it like --set train.workers=2.")
+        from kindml.config import EXPLICIT_NULL
+
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else raw
+            value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
-            out[key] = raw
+            value = raw
+        out[key] = EXPLICIT_NULL if value is None else value
     return out
