@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kindml.errors import MonitoringError, PrerequisiteMissing
+from kindml.localproc import alive, free_port, port_free  # noqa: F401 - free_port is part of this module's API
 
 JOB = "kindml-predictor"
 HOST = "127.0.0.1"
@@ -58,20 +58,8 @@ def find_binary(name: str = "prometheus") -> str:
     return found
 
 
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def port_taken(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
+    return not port_free(host, port)
 
 
 def _pid_cmdline(pid: int) -> list[str]:
@@ -80,21 +68,6 @@ def _pid_cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped by its parent) is not alive for our purposes
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class LocalPrometheus:
@@ -214,7 +187,7 @@ class LocalPrometheus:
 
     def _stop_stale(self) -> None:
         st = self._read_state()
-        if st and isinstance(st.get("pid"), int) and _alive(st["pid"]) and self._is_ours(st["pid"]):
+        if st and isinstance(st.get("pid"), int) and alive(st["pid"]) and self._is_ours(st["pid"]):
             self._terminate(st["pid"])
         self.state_path.unlink(missing_ok=True)
 
@@ -305,7 +278,7 @@ class LocalPrometheus:
                 os.killpg(pid, sig)  # its own process group (start_new_session): pgid == pid
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if not _alive(pid):
+                if not alive(pid):
                     return
                 time.sleep(0.05)
 
@@ -326,7 +299,7 @@ class LocalPrometheus:
             self.proc = None
         else:
             st = self._read_state()
-            if st and isinstance(st.get("pid"), int) and _alive(st["pid"]) and self._is_ours(st["pid"]):
+            if st and isinstance(st.get("pid"), int) and alive(st["pid"]) and self._is_ours(st["pid"]):
                 self._terminate(st["pid"], timeout)
                 stopped = True
         self.state_path.unlink(missing_ok=True)
@@ -341,7 +314,7 @@ class LocalPrometheus:
         """``{"running", "ready", "pid", "port", "url", "targets", "rule_file", "folder"}`` from this object or state.json."""
         st = self._read_state() or {}
         pid = self.proc.pid if self.proc is not None else st.get("pid")
-        running = bool(isinstance(pid, int) and _alive(pid) and (self.proc is not None or self._is_ours(pid)))
+        running = bool(isinstance(pid, int) and alive(pid) and (self.proc is not None or self._is_ours(pid)))
         port = self.port if self.proc is not None else st.get("port")
         url = f"http://{HOST}:{port}" if port else None
         return {

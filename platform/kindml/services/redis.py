@@ -36,7 +36,7 @@ def ping(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def ensure_redis(ws: Workspace, port: int | None = None, timeout: float = 15.0) -> str:
     """host:port of a running local Redis, starting one if needed."""
-    from kindml.serving.server import alive, free_port, port_free
+    from kindml.localproc import alive, free_port, port_free
 
     folder = _folder(ws)
     state = folder / "state.json"
@@ -68,7 +68,7 @@ def ensure_redis(ws: Workspace, port: int | None = None, timeout: float = 15.0) 
 
 
 def stop_redis(ws: Workspace) -> bool:
-    from kindml.serving.server import alive
+    from kindml.localproc import alive
 
     state = _folder(ws) / "state.json"
     if not state.is_file():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,25 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from kindml.errors import ServingError
+from kindml.localproc import alive, free_port, port_free  # noqa: F401 - re-exported for callers
 from kindml.workspace import Workspace, atomic_write_json
 
 STATE_FILE = "predictor.json"
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class JsonGuard:
@@ -164,20 +148,6 @@ def read_state(ws: Workspace) -> PredictorState | None:
         return PredictorState(**json.loads(p.read_text(encoding="utf-8")))
     except (ValueError, TypeError):
         return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
