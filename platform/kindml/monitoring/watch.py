@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kindml.config import KindmlConfig
+from kindml.monitoring.rules import DRIFT_ALERTS
 from kindml.workspace import Workspace
-
-DRIFT_ALERTS = ("KindmlFeatureDrift", "KindmlPredictionDrift")
 
 
 def firing_drift_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:

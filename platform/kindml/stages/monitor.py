@@ -17,12 +17,12 @@ from typing import Any
 
 from kindml.config import DriftSpec, KindmlConfig
 from kindml.runtime import RuntimeEnv
+from kindml.monitoring.rules import DRIFT_ALERTS  # the alerts that mean "retrain"
 from kindml.workspace import Workspace
 
 CLEAN_REQUESTS = 1_500
 DRIFT_REQUESTS = 3_000
 CLEAN_HOLD_S = 3.0  # between the clean and the drifted phase: a few scrapes of the clean window (run report's drift series)
-from kindml.monitoring.rules import DRIFT_ALERTS  # noqa: E402 - the alerts that mean "retrain"
 
 
 def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float | None = None) -> dict[str, Any]:
