@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kindml.config import DriftSpec, KindmlConfig
-from kindml.runtime import RuntimeEnv
 from kindml.monitoring.rules import DRIFT_ALERTS  # the alerts that mean "retrain"
+from kindml.runtime import RuntimeEnv
 from kindml.workspace import Workspace
 
 CLEAN_REQUESTS = 1_500
