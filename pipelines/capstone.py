@@ -9,7 +9,9 @@ things live (empty on a cluster: the in-cluster services).
 """
 
 # no `from __future__ import annotations`: KFP reads the real annotations.
-from kfp import dsl
+from kfp import dsl, kubernetes
+
+from kindml.cluster import endpoints
 
 from kindml.components.deploy import deploy
 from kindml.components.evaluate import evaluate
@@ -22,6 +24,30 @@ from kindml.components.train import train
 from kindml.components.validate import validate
 
 STAGES = ("ingest", "validate", "features", "train", "evaluate", "export", "register", "deploy", "monitor")
+
+# Requests and limits of each task's pod on the cluster: (cpu request, memory request, cpu limit, memory limit).
+# kfp.local ignores them. `train` only creates the RayJob and waits for it (the RayJob's
+# pods carry the training resources, kindml.cluster.templates.RayJobParams), so it asks for little.
+RESOURCES: dict[str, tuple[str, str, str, str]] = {
+    "ingest": ("250m", "512M", "1", "2G"),
+    "validate": ("250m", "1G", "1", "2G"),
+    "features": ("500m", "1G", "2", "4G"),
+    "train": ("100m", "512M", "1", "2G"),
+    "evaluate": ("250m", "1G", "1", "2G"),
+    "export": ("250m", "1G", "1", "2G"),
+    "register": ("250m", "1G", "1", "2G"),
+    "deploy": ("100m", "512M", "1", "1G"),
+    "monitor": ("250m", "512M", "1", "2G"),
+}
+
+
+def _on_cluster(task: dsl.PipelineTask, stage: str) -> dsl.PipelineTask:
+    """Display name, resources, and the in-cluster addresses (ConfigMap kindml-runtime-env:
+    MLflow, Redis, the Feast registry server, Prometheus) as environment variables."""
+    cpu, mem, cpu_max, mem_max = RESOURCES[stage]
+    task.set_display_name(stage).set_cpu_request(cpu).set_memory_request(mem).set_cpu_limit(cpu_max).set_memory_limit(mem_max)
+    kubernetes.use_config_map_as_env(task, endpoints.RUNTIME_ENV_CONFIGMAP, {k: k for k in endpoints.RUNNER_ENV})
+    return task
 
 
 @dsl.pipeline(name="kindml-capstone", description="Fraud detection capstone: ingest, GE validation, Feast features, Ray Tune + Train, evaluation gate, ONNX export, MLflow registry.")
@@ -41,28 +67,27 @@ def capstone(
     drift: float = 1.0,
     serve: bool = True,
 ) -> str:
-    t_ingest = ingest(config_json=config_json, rows=rows, days=days, seed=seed, corruption_rate=corruption_rate).set_display_name("ingest")
-    t_validate = validate(config_json=config_json, raw=t_ingest.outputs["raw"], quarantine=quarantine).set_display_name("validate")
-    t_features = features(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"]).set_display_name("features")
-    t_train = train(
+    t_ingest = _on_cluster(ingest(config_json=config_json, rows=rows, days=days, seed=seed, corruption_rate=corruption_rate), "ingest")
+    t_validate = _on_cluster(validate(config_json=config_json, raw=t_ingest.outputs["raw"], quarantine=quarantine), "validate")
+    t_features = _on_cluster(features(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"]), "features")
+    t_train = _on_cluster(train(
         config_json=config_json, env_json=env_json, training_set=t_features.outputs["training_set"],
         workers=workers, epochs=epochs, tune_trials=tune_trials, seed=seed,
-    ).set_display_name("train")
-    t_train.set_cpu_request("2").set_memory_request("4G").set_memory_limit("8G")
-    t_eval = evaluate(
+    ), "train")
+    t_eval = _on_cluster(evaluate(
         config_json=config_json, env_json=env_json, model=t_train.outputs["model"], holdout=t_train.outputs["holdout"], min_roc_auc=min_roc_auc,
-    ).set_display_name("evaluate")
-    t_export = export(config_json=config_json, model=t_train.outputs["model"], holdout=t_train.outputs["holdout"]).set_display_name("export")
-    t_register = register(
+    ), "evaluate")
+    t_export = _on_cluster(export(config_json=config_json, model=t_train.outputs["model"], holdout=t_train.outputs["holdout"]), "export")
+    t_register = _on_cluster(register(
         config_json=config_json, env_json=env_json, pipeline_run_id=run_id,
         clean=t_validate.outputs["clean"], validation=t_validate.outputs["validation"], training_set=t_features.outputs["training_set"],
         model=t_train.outputs["model"], evaluation=t_eval.outputs["evaluation"], onnx_model=t_export.outputs["onnx_model"],
-    ).set_display_name("register")
+    ), "register")
     # register IS cached (per run): a resumed run must not register the same model twice
     with dsl.If(serve == True, name="serve-and-monitor"):  # noqa: E712 - a KFP condition, not Python
-        t_deploy = deploy(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"],
-                          registered=t_register.outputs["registered"]).set_display_name("deploy")
+        t_deploy = _on_cluster(deploy(config_json=config_json, env_json=env_json, clean=t_validate.outputs["clean"],
+                                      registered=t_register.outputs["registered"]), "deploy")
         t_deploy.set_caching_options(False)
-        t_monitor = monitor(config_json=config_json, env_json=env_json, drift=drift, deployed=t_deploy.outputs["deployed"]).set_display_name("monitor")
+        t_monitor = _on_cluster(monitor(config_json=config_json, env_json=env_json, drift=drift, deployed=t_deploy.outputs["deployed"]), "monitor")
         t_monitor.set_caching_options(False)
     return t_register.outputs["Output"]

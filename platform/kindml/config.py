@@ -117,6 +117,12 @@ class FeaturesConfig(_Strict):
     project: str = Field("kindml", pattern=r"^[a-z][a-z0-9_]{1,30}$")
     online_store: Literal["sqlite", "redis"] = "sqlite"
     redis_connection: str = Field("", description="host:port of Redis when online_store is redis; empty: kindml starts one.")
+    registry: str = Field(
+        "",
+        pattern=r"^$|^[A-Za-z0-9.\-]+:[0-9]{1,5}$",
+        description="host:port of a Feast registry server (registry_type remote, what the Feast operator runs on the cluster); "
+        "empty: the file registry in the workspace.",
+    )
 
 
 class TrainConfig(_Strict):

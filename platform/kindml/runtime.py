@@ -27,6 +27,8 @@ class RuntimeEnv(BaseModel):
     feature_repo: str
     online_store: Literal["sqlite", "redis"] = "sqlite"
     redis_connection: str = ""
+    # host:port of a Feast registry server; empty: the file registry inside feature_repo
+    feature_registry: str = ""
     git_commit: str = ""
 
     @property
@@ -43,23 +45,41 @@ class RuntimeEnv(BaseModel):
             feature_repo=str(ws.features),
             online_store=cfg.features.online_store,
             redis_connection=redis_connection or cfg.features.redis_connection,
+            feature_registry=cfg.features.registry,
             git_commit=git_commit,
         )
 
     @classmethod
     def kind(cls, environ: dict[str, str] | None = None) -> RuntimeEnv:
-        """The in-cluster defaults (services created by manifests/), overridable by pod env."""
+        """The in-cluster defaults (services created by manifests/), overridable by pod env
+        (ConfigMap ``kindml-runtime-env``, i.e. :data:`kindml.cluster.endpoints.RUNNER_ENV`).
+
+        The Feast registry is the Feast operator's registry server, shared by
+        the features stage (KFP pod), training (RayJob) and the predictor
+        (KServe pod); the online store is the shared Redis. Only the offline
+        parquet tables stay inside the features pod, which is the only one
+        that reads them.
+        """
         import os
 
+        from kindml.cluster import endpoints
+
         e = os.environ if environ is None else environ
+        online = e.get("KINDML_FEAST_ONLINE_STORE", "redis")
+        if online not in ("sqlite", "redis"):
+            from kindml.errors import ConfigError
+
+            raise ConfigError(f"KINDML_FEAST_ONLINE_STORE={online!r} is not sqlite or redis",
+                              "Fix ConfigMap kindml-runtime-env (manifests/base/kfp/runtime-env.yaml).")
         return cls(
             target="kind",
-            workspace=e.get("KINDML_WORKSPACE", "/tmp/kindml"),
-            mlflow_tracking_uri=e.get("MLFLOW_TRACKING_URI", "http://mlflow.kindml.svc:5000"),
+            workspace=e.get("KINDML_WORKSPACE", endpoints.POD_WORKSPACE),
+            mlflow_tracking_uri=e.get("MLFLOW_TRACKING_URI", endpoints.MLFLOW_URI),
             mlflow_artifact_root=None,
-            feature_repo=e.get("KINDML_FEATURE_REPO", "/tmp/kindml/features"),
-            online_store="redis",
-            redis_connection=e.get("KINDML_REDIS", "redis.kindml.svc:6379"),
+            feature_repo=e.get("KINDML_FEATURE_REPO", f"{endpoints.POD_WORKSPACE}/features"),
+            online_store=online,  # type: ignore[arg-type]
+            redis_connection=e.get("KINDML_REDIS", endpoints.REDIS_CONNECTION),
+            feature_registry=e.get("KINDML_FEAST_REGISTRY", endpoints.FEAST_REGISTRY),
             git_commit=e.get("KINDML_GIT_COMMIT", ""),
         )
 

@@ -9,21 +9,6 @@ import typer
 from kindml.cli.common import OUTPUT_OPTION, Output, emit, state
 
 
-def _features_for(cfg, ws):  # type: ignore[no-untyped-def]
-    from kindml.runtime import RuntimeEnv
-    from kindml.serving.online import OnlineFeatures
-
-    redis = ""
-    if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
-        from kindml.services.redis import ensure_redis
-
-        redis = ensure_redis(ws)
-    env = RuntimeEnv.local(cfg, ws, redis_connection=redis)
-    if not (Path(env.feature_repo) / "registry.db").exists():
-        return None
-    return OnlineFeatures(Path(env.feature_repo), cfg.features.project, env.online_store, env.redis_connection).open()
-
-
 def register(app: typer.Typer) -> None:
     s_app = typer.Typer(help="Serve a registered model with KServe's ModelServer (REST v1 + v2, /metrics).", no_args_is_help=True)
 
@@ -41,6 +26,7 @@ def register(app: typer.Typer) -> None:
         """Run the predictor in the foreground (what the InferenceService container runs)."""
         from kindml.runtime import RuntimeEnv
         from kindml.serving.bundle import fetch_bundle, profile_path
+        from kindml.serving.online import features_for
         from kindml.serving.predictor import ModelBundle, make_predictor
         from kindml.serving.server import serve_foreground
 
@@ -57,7 +43,7 @@ def register(app: typer.Typer) -> None:
             from kindml.monitoring.profile import load_profile
 
             monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=window)
-        predictor = make_predictor(bundle, _features_for(cfg, ws), cfg.evaluate.threshold, monitor, drift_enabled=not no_drift)
+        predictor = make_predictor(bundle, features_for(cfg, ws), cfg.evaluate.threshold, monitor, drift_enabled=not no_drift)
         serve_foreground(predictor, host, port)
 
     @s_app.command("start")

@@ -20,13 +20,21 @@ PREDICTOR_SERVICE_ACCOUNT = "default"
 MLFLOW_URI = f"http://mlflow.{NAMESPACE}.svc:5000"
 REDIS_CONNECTION = f"redis.{NAMESPACE}.svc:6379"
 PROMETHEUS_URL = f"http://prometheus-operated.{MONITORING_NAMESPACE}.svc:9090"
+# The Feast operator names the registry Service of FeatureStore <name> "feast-<name>-registry"
+# and publishes it in status.serviceHostnames.registry as <svc>.<ns>.svc.cluster.local:80
+# (gRPC, no TLS). `up` waits for exactly this value (plan step platform:feast-registry).
+FEATURE_STORE_NAME = "kindml"
+FEAST_REGISTRY = f"feast-{FEATURE_STORE_NAME}-registry.{NAMESPACE}.svc.cluster.local:80"
 
-# Environment of runner pods (KFP components, RayJob entrypoints).
+# Environment of runner pods (KFP components, RayJob entrypoints, predictors):
+# ConfigMap RUNTIME_ENV_CONFIGMAP in the kubeflow and kindml namespaces.
+RUNTIME_ENV_CONFIGMAP = "kindml-runtime-env"
 RUNNER_ENV: dict[str, str] = {
     "KINDML_TARGET": "kind",
     "MLFLOW_TRACKING_URI": MLFLOW_URI,
     "KINDML_REDIS": REDIS_CONNECTION,
     "KINDML_FEAST_ONLINE_STORE": "redis",
+    "KINDML_FEAST_REGISTRY": FEAST_REGISTRY,
     "KINDML_PREDICTOR_NAMESPACE": NAMESPACE,
     "KINDML_PROMETHEUS_URL": PROMETHEUS_URL,
     "RAY_AUTH_MODE": "disabled",

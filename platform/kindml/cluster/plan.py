@@ -387,8 +387,21 @@ def build_up_plan(
                 Step(
                     id="platform:featurestore-ready",
                     description="FeatureStore Ready",
-                    argv=kubectl("-n", endpoints.NAMESPACE, "wait", "--for=jsonpath={.status.phase}=Ready", f"--timeout={MEDIUM}s", "featurestore/kindml"),
+                    argv=kubectl("-n", endpoints.NAMESPACE, "wait", "--for=jsonpath={.status.phase}=Ready", f"--timeout={MEDIUM}s",
+                                 f"featurestore/{endpoints.FEATURE_STORE_NAME}"),
                     timeout_s=MEDIUM + 10,
+                ),
+                Step(
+                    # the pipeline pods and the predictors are configured with this address (ConfigMap
+                    # kindml-runtime-env); if the operator published another one, stop here, not at serving time
+                    id="platform:feast-registry-address",
+                    description=f"Feast registry server published at {endpoints.FEAST_REGISTRY}",
+                    argv=kubectl("-n", endpoints.NAMESPACE, "wait", f"--for=jsonpath={{.status.serviceHostnames.registry}}={endpoints.FEAST_REGISTRY}",
+                                 f"--timeout={SHORT}s", f"featurestore/{endpoints.FEATURE_STORE_NAME}"),
+                    timeout_s=SHORT + 10,
+                    hint=("The Feast operator published another registry address: compare "
+                          f"`kubectl --context {endpoints.KUBE_CONTEXT} -n {endpoints.NAMESPACE} get featurestore {endpoints.FEATURE_STORE_NAME} "
+                          "-o jsonpath={.status.serviceHostnames.registry}` with KINDML_FEAST_REGISTRY in manifests/base/kfp/runtime-env.yaml."),
                 ),
             ],
         ),

@@ -87,7 +87,7 @@ class ModelVersion(BaseModel):
 def _predictor(mv: ModelVersion, model_name: str) -> dict[str, Any]:
     """The predictor component: init container fetches the model from MLflow,
     the kindml runtime serves it (KServe ModelServer, v1+v2, /metrics on 8080)."""
-    env_from = [{"configMapRef": {"name": "kindml-runtime-env"}}]
+    env_from = [{"configMapRef": {"name": endpoints.RUNTIME_ENV_CONFIGMAP}}]
     resources = {
         "requests": {"cpu": mv.cpu, "memory": mv.memory},
         "limits": {"cpu": mv.cpu_limit, "memory": mv.memory_limit},
@@ -248,7 +248,7 @@ def _ray_container(name: str, p: RayJobParams, requests: dict[str, str], limits:
         "name": name,
         "image": p.image,
         "imagePullPolicy": "IfNotPresent",
-        "envFrom": [{"configMapRef": {"name": "kindml-runtime-env"}}],
+        "envFrom": [{"configMapRef": {"name": endpoints.RUNTIME_ENV_CONFIGMAP}}],
         "env": [{"name": "HOME", "value": "/tmp"}, {"name": "KINDML_RUN_ID", "value": p.run_id}],
         "resources": {"requests": requests, "limits": limits},
         "securityContext": _restricted_container_sc(read_only=True),

@@ -5,23 +5,64 @@ online store that is SQLite by default or Redis when configured. The offline
 tables of each data version live in their own folder (named by the data's
 content hash), so the feature views always point at the data they were built
 from.
+
+The registry is a file in the repo folder by default. With ``registry`` set
+to ``host:port`` it is Feast's remote registry (gRPC client of a
+``feast serve_registry`` server): on the kind cluster that server is the one
+the Feast operator runs for the ``FeatureStore`` (``feast-kindml-registry``),
+so the features stage (in a KFP pod) and the predictor (in a KServe pod)
+share one set of definitions instead of each seeing its own file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kindml.errors import DataError, PrerequisiteMissing
+from kindml.errors import ConfigError, DataError, PrerequisiteMissing
 
 log = logging.getLogger(__name__)
 
 
-def repo_config(repo_dir: Path, project: str, online_store: str, redis_connection: str = "") -> Any:
+def registry_config(repo_dir: Path, registry: str = "") -> dict[str, Any]:
+    """Feast's ``registry`` section: the file in ``repo_dir``, or a registry server at ``host:port``."""
+    if not registry:
+        return {"registry_type": "file", "path": str(repo_dir / "registry.db"), "cache_ttl_seconds": 60}
+    host, _, port = registry.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in registry:
+        raise ConfigError(
+            f"the Feast registry address {registry!r} is not host:port",
+            "Set features.registry (or KINDML_FEAST_REGISTRY in a pod) to e.g. feast-kindml-registry.kindml.svc.cluster.local:80, "
+            "or leave it empty for the file registry.",
+        )
+    return {"registry_type": "remote", "path": registry}
+
+
+@contextlib.contextmanager
+def registry_errors(registry: str) -> Iterator[None]:
+    """Name the registry server when a remote-registry call fails (gRPC errors say only "UNAVAILABLE")."""
+    try:
+        yield
+    except Exception as exc:
+        import grpc
+
+        if not registry or not isinstance(exc, grpc.RpcError):
+            raise
+        code = exc.code().name if isinstance(exc, grpc.Call) else type(exc).__name__
+        raise PrerequisiteMissing(
+            f"the Feast registry server at {registry} did not answer ({code})",
+            "On the kind cluster it is the Feast operator's registry: `kubectl --context kind-kindml -n kindml get featurestore kindml` "
+            "should say Ready (`kindml status`); elsewhere check features.registry or leave it empty for the file registry.",
+        ) from None
+
+
+def repo_config(repo_dir: Path, project: str, online_store: str, redis_connection: str = "", registry: str = "") -> Any:
     from feast.repo_config import RepoConfig
 
     repo_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +78,7 @@ def repo_config(repo_dir: Path, project: str, online_store: str, redis_connectio
     return RepoConfig(
         project=project,
         provider="local",
-        registry={"registry_type": "file", "path": str(repo_dir / "registry.db"), "cache_ttl_seconds": 60},
+        registry=registry_config(repo_dir, registry),
         offline_store={"type": "file"},
         online_store=online,
         entity_key_serialization_version=3,
@@ -45,10 +86,10 @@ def repo_config(repo_dir: Path, project: str, online_store: str, redis_connectio
     )
 
 
-def open_store(repo_dir: Path, project: str, online_store: str = "sqlite", redis_connection: str = "") -> Any:
+def open_store(repo_dir: Path, project: str, online_store: str = "sqlite", redis_connection: str = "", registry: str = "") -> Any:
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(repo_dir, project, online_store, redis_connection))
+    return FeatureStore(config=repo_config(repo_dir, project, online_store, redis_connection, registry))
 
 
 def write_offline_tables(

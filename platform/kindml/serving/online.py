@@ -39,13 +39,14 @@ class Lookup:
 
 class OnlineFeatures:
     def __init__(self, repo: Path, project: str, online_store: str = "sqlite", redis_connection: str = "",
-                 service: str | None = None, cache_seconds: float = 30.0, cache_size: int = 50_000) -> None:
+                 service: str | None = None, cache_seconds: float = 30.0, cache_size: int = 50_000, registry: str = "") -> None:
         from kindml.features.definitions import FEATURE_SERVICE
 
         self.repo = Path(repo)
         self.project = project
         self.online_store = online_store
         self.redis_connection = redis_connection
+        self.registry = registry
         self.service = service or FEATURE_SERVICE
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
@@ -56,12 +57,23 @@ class OnlineFeatures:
         self._config: Any = None
 
     def open(self) -> OnlineFeatures:
-        from kindml.features.store import open_store
+        """Read the feature service's views from the registry (once: requests only touch the online store)."""
+        from feast.errors import FeastObjectNotFoundException
 
-        store = open_store(self.repo, self.project, self.online_store, self.redis_connection)
-        fs = store.get_feature_service(self.service)
-        for proj in fs.feature_view_projections:
-            view = store.get_feature_view(proj.name)
+        from kindml.errors import ServingError
+        from kindml.features.store import open_store, registry_errors
+
+        store = open_store(self.repo, self.project, self.online_store, self.redis_connection, self.registry)
+        where = f"the Feast registry server at {self.registry}" if self.registry else f"the file registry in {self.repo}"
+        try:
+            with registry_errors(self.registry):
+                fs = store.get_feature_service(self.service)
+                views = [(proj, store.get_feature_view(proj.name)) for proj in fs.feature_view_projections]
+        except FeastObjectNotFoundException:
+            raise ServingError(f"{where} does not know feature service {self.service!r} in project {self.project!r}",
+                               "Run the features stage first (`kindml capstone`, or `--target kind` on the cluster): it applies the "
+                               "definitions and materializes the online store.") from None
+        for proj, view in views:
             [key] = view.join_keys
             self._views.append((view, key, [f.name for f in proj.features], view.ttl.total_seconds() if view.ttl else 0.0))
         self._provider = store._get_provider()  # the provider get_online_features itself uses
@@ -143,3 +155,33 @@ class OnlineFeatures:
                     columns[f] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
         return Lookup(columns=columns, account_known=known.get("account_id", np.zeros(n, bool)),
                       merchant_known=known.get("merchant_id", np.zeros(n, bool)), degraded=degraded, error=error)
+
+
+def features_for(cfg: Any, ws: Any, environ: dict[str, str] | None = None) -> OnlineFeatures | None:
+    """The online features a predictor started by ``kindml serve run`` uses.
+
+    In a pod of the kind target (``KINDML_TARGET=kind``, from ConfigMap
+    ``kindml-runtime-env``): the shared Redis and the Feast operator's
+    registry server — a predictor that cannot read the feature service fails
+    to start (its pod restarts and says why) rather than scoring everything
+    as "unknown". On the embedded default: the workspace's Feast repo; no repo
+    yet (no capstone has run) means a predictor without online features.
+    """
+    import os
+
+    from kindml.runtime import RuntimeEnv
+
+    e = os.environ if environ is None else environ
+    if e.get("KINDML_TARGET") == "kind":
+        env = RuntimeEnv.kind(dict(e))
+    else:
+        redis = ""
+        if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
+            from kindml.services.redis import ensure_redis
+
+            redis = ensure_redis(ws)
+        env = RuntimeEnv.local(cfg, ws, redis_connection=redis)
+        if not env.feature_registry and not (Path(env.feature_repo) / "registry.db").exists():
+            return None
+    return OnlineFeatures(Path(env.feature_repo), cfg.features.project, env.online_store, env.redis_connection,
+                          registry=env.feature_registry).open()

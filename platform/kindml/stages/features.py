@@ -28,20 +28,22 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, out_dir: Path) -> d
     data_dir = repo / "data" / window["content_hash"][:16]
     t0 = time.perf_counter()
     table_rows = fstore.write_offline_tables(tx, accounts, start, days, data_dir)
-    store = fstore.open_store(repo, cfg.features.project, env.online_store, env.redis_connection)
-    fstore.apply_definitions(store, data_dir)
-    t1 = time.perf_counter()
-    training = fstore.historical_features(store, tx, FEATURE_SERVICE)
-    restored = int(training.attrs.get("restored_rows", 0))
-    t2 = time.perf_counter()
-    fstore.materialize(store, start.to_pydatetime(), end.to_pydatetime())
-    t3 = time.perf_counter()
+    store = fstore.open_store(repo, cfg.features.project, env.online_store, env.redis_connection, env.feature_registry)
+    with fstore.registry_errors(env.feature_registry):
+        fstore.apply_definitions(store, data_dir)
+        t1 = time.perf_counter()
+        training = fstore.historical_features(store, tx, FEATURE_SERVICE)
+        restored = int(training.attrs.get("restored_rows", 0))
+        t2 = time.perf_counter()
+        fstore.materialize(store, start.to_pydatetime(), end.to_pydatetime())
+        t3 = time.perf_counter()
     write_parquet(training, out_dir / "training_set.parquet")
     info = {
         "feature_service": FEATURE_SERVICE,
         "feature_views": [ACCOUNT_VIEW, MERCHANT_VIEW],
         "project": cfg.features.project,
         "online_store": env.online_store,
+        "registry": env.feature_registry or "file",
         "offline_data": str(data_dir),
         "rows": len(training),
         "rows_without_features": restored,

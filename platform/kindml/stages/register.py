@@ -30,6 +30,7 @@ def lineage_tags(
         "kindml.feast_project": features["project"],
         "kindml.feast_feature_service": features["feature_service"],
         "kindml.feast_feature_views": ",".join(features["feature_views"]),
+        "kindml.feast_registry": str(features.get("registry") or "file"),
         "kindml.validation_success": str(validation["success"]).lower(),
         "kindml.validation_summary": validation["summary"][:500],
         "kindml.validation_quarantined_rows": str(validation.get("quarantined_rows") or 0),

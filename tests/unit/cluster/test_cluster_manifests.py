@@ -207,8 +207,39 @@ def test_runner_env_matches_runtime_env_kind(rendered):
     env = RuntimeEnv.kind(environ=dict(endpoints.RUNNER_ENV))
     assert env.mlflow_tracking_uri == endpoints.MLFLOW_URI
     assert env.redis_connection == endpoints.REDIS_CONNECTION
+    assert env.feature_registry == endpoints.FEAST_REGISTRY and env.online_store == "redis"
     default = RuntimeEnv.kind(environ={})
     assert default.mlflow_tracking_uri == endpoints.MLFLOW_URI and default.redis_connection == endpoints.REDIS_CONNECTION
+    assert default.feature_registry == endpoints.FEAST_REGISTRY
+
+
+def test_feast_registry_address_is_the_one_the_operator_publishes(rendered):
+    """KINDML_FEAST_REGISTRY names the gRPC registry Service the Feast operator creates for our FeatureStore.
+
+    The operator (v0.66/0.67, internal/controller/services) names it
+    feast-<FeatureStore name>-registry and publishes <svc>.<ns>.svc.cluster.local:80
+    without TLS; `kindml up` also waits for exactly that value on the live object.
+    """
+    (fs,) = [o for o in rendered["overlays/kind"] if o["kind"] == "FeatureStore"]
+    name, ns = fs["metadata"]["name"], fs["metadata"]["namespace"]
+    assert name == endpoints.FEATURE_STORE_NAME
+    assert endpoints.FEAST_REGISTRY == f"feast-{name}-registry.{ns}.svc.cluster.local:80"
+    server = fs["spec"]["services"]["registry"]["local"]["server"]
+    assert server.get("grpc") is True and "tls" not in server  # a plain gRPC registry, as Feast's remote registry client expects
+    assert "pvc" in fs["spec"]["services"]["registry"]["local"]["persistence"]["file"]  # definitions survive a restart
+    assert fs["spec"]["feastProject"] == "kindml"  # the features config default (kindml.config.FeaturesConfig.project)
+    # every pod that uses Feast gets the address: KFP tasks and RayJobs (kubeflow) and predictors (kindml)
+    cms = [o for o in rendered["overlays/kind"] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == endpoints.RUNTIME_ENV_CONFIGMAP]
+    assert all(c["data"]["KINDML_FEAST_REGISTRY"] == endpoints.FEAST_REGISTRY for c in cms)
+
+
+def test_bad_online_store_in_pod_env_is_a_config_error():
+    from kindml.errors import ConfigError
+    from kindml.runtime import RuntimeEnv
+
+    with pytest.raises(ConfigError) as e:
+        RuntimeEnv.kind(environ={"KINDML_FEAST_ONLINE_STORE": "dynamo"})
+    assert "KINDML_FEAST_ONLINE_STORE" in e.value.message and "runtime-env.yaml" in e.value.hint
 
 
 def test_kserve_config_is_standard_mode_without_ingress(rendered):

@@ -75,6 +75,7 @@ def test_plan_order_respects_dependencies(repo_root):
     assert idx["kserve:install:0"] < idx["kserve:config"]
     assert idx["kubeflow-pipelines:available"] < idx["platform:overlay"]
     assert idx["platform:namespaces"] < idx["platform:secrets"] < idx["platform:overlay"] < idx["platform:prometheus-available"]
+    assert idx["platform:featurestore-ready"] < idx["platform:feast-registry-address"]
     assert len(ids) == len(set(ids))
     assert "nvidia-device-plugin:install:0" not in idx
     gpu = lifecycle.up_plan(True, repo_root)
@@ -115,3 +116,13 @@ def test_down_without_yes_refuses_in_scripts(capsys, monkeypatch):
         run(["down"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--yes" in err and "Traceback" not in err
+
+
+def test_up_checks_the_feast_registry_address_the_pods_use(repo_root):
+    """`up` stops with a hint if the operator publishes another registry address than the pods are given."""
+    from kindml.cluster import endpoints
+
+    plan = lifecycle.up_plan(False, repo_root)
+    step = next(s for st in plan.stages for s in st.steps if s.id == "platform:feast-registry-address")
+    assert f"--for=jsonpath={{.status.serviceHostnames.registry}}={endpoints.FEAST_REGISTRY}" in step.argv
+    assert "featurestore/kindml" in step.argv and "KINDML_FEAST_REGISTRY" in step.hint

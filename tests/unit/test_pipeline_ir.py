@@ -1,0 +1,60 @@
+"""The capstone's compiled KFP IR carries what the cluster needs: every task gets the
+in-cluster addresses (ConfigMap kindml-runtime-env, via kfp-kubernetes) and
+resource requests and limits; the embedded default ignores both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def ir(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    from kindml.pipeline.compile import compile_all
+
+    out = tmp_path_factory.mktemp("ir")
+    compile_all(out, ["capstone"])
+    spec, platform = list(yaml.safe_load_all((out / "capstone.yaml").read_text()))
+    return spec, platform
+
+
+def test_every_task_gets_the_runtime_env_configmap(ir) -> None:  # type: ignore[no-untyped-def]
+    from kindml.cluster import endpoints
+    from kindml.pipelines.capstone import STAGES
+
+    spec, platform = ir
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {f"exec-{s}" for s in STAGES}
+    for name, ex in executors.items():
+        (cm,) = ex["configMapAsEnv"]
+        assert cm["configMapName"] == endpoints.RUNTIME_ENV_CONFIGMAP, name
+        keys = {m["configMapKey"]: m["envVar"] for m in cm["keyToEnv"]}
+        assert keys == {k: k for k in endpoints.RUNNER_ENV}, name  # includes KINDML_FEAST_REGISTRY
+        assert not cm.get("optional"), name  # a missing ConfigMap fails the pod instead of running with defaults
+
+
+def test_every_task_has_requests_and_limits_and_train_stays_small(ir) -> None:  # type: ignore[no-untyped-def]
+    from kindml.pipelines.capstone import RESOURCES
+
+    spec, _ = ir
+    executors = spec["deploymentSpec"]["executors"]
+    for name, ex in executors.items():
+        r = ex["container"]["resources"]
+        cpu, mem, cpu_max, mem_max = RESOURCES[name.removeprefix("exec-")]
+        assert (r["resourceCpuRequest"], r["resourceMemoryRequest"], r["resourceCpuLimit"], r["resourceMemoryLimit"]) == (cpu, mem, cpu_max, mem_max)
+        assert r["cpuRequest"] <= r["cpuLimit"] and r["memoryRequest"] <= r["memoryLimit"], name
+    # train only submits the RayJob on the cluster: its pod must not hold the CPUs the Ray workers need
+    assert executors["exec-train"]["container"]["resources"]["cpuRequest"] <= 0.25
+    total_cpu = sum(ex["container"]["resources"]["cpuRequest"] for ex in executors.values())
+    assert total_cpu <= 2.5  # tasks run one after another; even all at once they fit next to the platform
+
+
+def test_task_images_are_the_runtime_image(ir) -> None:  # type: ignore[no-untyped-def]
+    from kindml.images import RUNTIME_IMAGE
+
+    spec, _ = ir
+    assert {ex["container"]["image"] for ex in spec["deploymentSpec"]["executors"].values()} == {RUNTIME_IMAGE}
