@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,61 @@ def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> N
     assert tags["kindml.validation_quarantined_rows"] == "600"
     # the optional quantize step: its choice and figures travel with the version
     assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq")
+
+
+def test_kind_target_summary_is_built_the_same_way_from_published_results(home: Path) -> None:
+    """On the kind target the stage results travel through the model's MLflow run; the summary must equal the local one.
+
+    Uses the real results of the run above: publishes them as the cluster's
+    register/deploy/monitor stages do (kindml.pipeline.outputs, target kind,
+    into this workspace's real MLflow store), then runs `run_on_kfp` with the
+    KFP API replaced at the client boundary (no KFP server can run here).
+    """
+    import shutil
+
+    from kindml.config import KindmlConfig
+    from kindml.pipeline import outputs
+    from kindml.pipeline.remote import run_on_kfp
+    from kindml.runtime import RuntimeEnv
+    from kindml.workspace import Workspace
+
+    local = json.loads((home / "runs" / "good" / "summary.json").read_text())
+    kfp_dir = home / "runs" / "good" / "kfp"
+    ws = Workspace(home)
+    folders = {}
+    for name, files in outputs.SUMMARY_FILES.items():
+        hits = [p.parent for p in kfp_dir.rglob(f"{name}/{files[0]}")]
+        assert hits, f"the local run has no {name}/{files[0]}"
+        folders[name] = hits[0]
+    env = RuntimeEnv(target="kind", workspace=str(home), mlflow_tracking_uri=ws.mlflow_tracking_uri, feature_repo=str(ws.features))
+    registered = json.loads((folders["registered"] / "registered.json").read_text())
+    mlflow_run = outputs.model_run_id(registered)
+    logged = outputs.publish(env, mlflow_run, {k: folders[k] for k in ("raw", "validation", "model", "evaluation", "registered")},
+                             pipeline_run_id="on-kind")
+    logged += outputs.publish(env, mlflow_run, {"deployed": folders["deployed"]})
+    logged += outputs.publish(env, mlflow_run, {"monitoring": folders["monitoring"]})
+    assert sorted(logged) == sorted(f"{n}/{f}" for n, fs in outputs.SUMMARY_FILES.items() for f in fs)
+    assert outputs.publish(env.model_copy(update={"target": "local"}), mlflow_run, folders) == []  # a no-op on the embedded default
+
+    from kfp_server_api import V2beta1PipelineTaskDetail, V2beta1Run, V2beta1RunDetails
+
+    t = [V2beta1PipelineTaskDetail(display_name=name, state="SUCCEEDED", start_time=datetime(2026, 12, 1, tzinfo=UTC),
+                                   end_time=datetime(2026, 12, 1, 0, 0, 10, tzinfo=UTC)) for name in local["stages"]]
+
+    class Kfp:  # the KFP API at the client boundary
+        def create_run_from_pipeline_func(self, *a: object, **kw: object) -> V2beta1Run:
+            return V2beta1Run(run_id="kfp-1", state="PENDING")
+
+        def get_run(self, run_id: str) -> V2beta1Run:
+            return V2beta1Run(run_id=run_id, state="SUCCEEDED", run_details=V2beta1RunDetails(task_details=t))
+
+    try:
+        s = run_on_kfp(KindmlConfig(), ws, "on-kind", client=Kfp(), poll_s=0, mlflow_uri=ws.mlflow_tracking_uri)
+    finally:
+        shutil.rmtree(ws.run_dir("on-kind"), ignore_errors=True)
+    assert s["target"] == "kind" and s["status"] == "succeeded" and s["kfp_run_id"] == "kfp-1"
+    assert sorted(s["results_fetched"]) == sorted(logged)
+    for key in ("metrics", "training", "gate", "data", "validation", "model", "serving", "drift"):
+        assert s[key] == local[key], key
+    assert s["deployment"] == local["deployment"]
+    assert all(v == {"status": "succeeded", "seconds": 10.0} for v in s["stages"].values())

@@ -33,8 +33,15 @@ def _text_summary(s: dict) -> str:
         top = sorted((drift.get("max_psi") or {}).items(), key=lambda kv: -kv[1])[:3]
         lines.append(f"drift: alerts fired: {fired}; top PSI: " + ", ".join(f"{k}={v:.3f}" for k, v in top))
     dep = s.get("deployment")
-    if dep:
+    if dep and s.get("target") == "kind":
+        lines.append(f"predictor: InferenceService {dep['model']} v{dep['version']} ({dep['url']} in the cluster; from this machine "
+                     f"{dep.get('host_url') or 'see `kindml status`'})")
+    elif dep:
         lines.append(f"predictor still running at {dep['url']} (stop it with `kindml serve stop`)")
+    if s.get("results_note"):
+        lines.append(f"note: {s['results_note']}")
+    if s.get("kfp_ui"):
+        lines.append(f"KFP run: {s['kfp_ui']}")
     lines.append(f"summary: {s['run_dir']}/summary.json")
     return "\n".join(lines)
 
@@ -62,9 +69,12 @@ def register(app: typer.Typer) -> None:
         run_id: str = typer.Option(None, "--run-id", help="Name the run (default: capstone-<time>-<random>)."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
-        """Run ingest → validate → features → train → evaluate → export → register → deploy → monitor with kfp.local.
+        """Run ingest → validate → features → train → evaluate → export → register → deploy → monitor.
 
-        Writes .kindml/runs/<run_id>/summary.json and prints where it is. Exit
+        --target local (default): kfp.local on this machine. --target kind: the
+        same pipeline compiled and run on KFP in the kind cluster (`kindml up`),
+        followed task by task. Both write .kindml/runs/<run_id>/summary.json
+        with the same fields and print where it is. Exit
         code 0 on success; 4 when validation stops the run (the report path is
         printed); other non-zero codes name the failing stage.
         """
@@ -89,19 +99,22 @@ def register(app: typer.Typer) -> None:
         if target not in ("local", "kind"):
             raise UsageError(f"--target {target!r} is unknown", "Use --target local (default) or --target kind.")
         cfg = state().config(overrides)
-        if target == "kind":
-            from kindml.pipeline.remote import DEFAULT_HOST, run_on_kfp
-
-            if resume:
-                raise UsageError("--resume is for local runs", "On KFP, re-run: caching reuses completed tasks.")
-            summary = run_on_kfp(cfg, state().workspace(cfg), run_id, kfp_host or DEFAULT_HOST, serve=serve)
-            emit(summary, output, _text_summary(summary))
-            return
-        if cfg.data.source == "file" and cfg.data.path is not None and not cfg.data.path.is_dir():
+        if target == "local" and cfg.data.source == "file" and cfg.data.path is not None and not cfg.data.path.is_dir():
             raise UsageError(f"--data {cfg.data.path} is not a folder", "Pass a folder holding transactions.(parquet|csv) and accounts.(parquet|csv).")
+        if target == "kind" and resume:
+            raise UsageError("--resume is for local runs", "On KFP, re-run: caching reuses completed tasks.")
         ws = state().workspace(cfg)
         verbose = state().verbose > 0
         show = progress_enabled(output) and not verbose
+
+        def run(on_event):  # type: ignore[no-untyped-def]
+            if target == "kind":
+                from kindml.pipeline.remote import DEFAULT_HOST, run_on_kfp
+
+                return run_on_kfp(cfg, ws, run_id, kfp_host or DEFAULT_HOST, serve=serve, on_event=on_event)
+            return run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event,
+                                echo_logs=verbose and on_event is None, serve=serve)
+
         if show:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -110,7 +123,7 @@ def register(app: typer.Typer) -> None:
 
             progress = Progress(TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total} stages"),
                                 TimeElapsedColumn(), console=stderr_console(), transient=False)
-            bar = progress.add_task("starting", total=len(STAGES))
+            bar = progress.add_task("submitting to KFP" if target == "kind" else "starting", total=len(STAGES))
 
             def on_event(stage: str, event: str, secs: float | None) -> None:
                 if event == "start":
@@ -120,7 +133,7 @@ def register(app: typer.Typer) -> None:
                     progress.console.print(f"  {stage:<9} {event:<10} {'' if secs is None else f'{secs:.1f} s'}")
 
             with progress:
-                summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event, serve=serve)
+                summary = run(on_event)
         else:
-            summary = run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), echo_logs=verbose, serve=serve)
+            summary = run(None)
         emit(summary, output, _text_summary(summary))

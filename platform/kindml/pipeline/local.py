@@ -191,7 +191,7 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
         if registered else None
     )
     if deployed:
-        summary["deployment"] = {k: deployed[k] for k in ("url", "pid", "model", "version")}
+        summary["deployment"] = {k: deployed.get(k) for k in ("url", "pid", "model", "version", *(("mode", "host_url") if "host_url" in deployed else ()))}
     if monitoring:
         summary["serving"] = monitoring["serving"]
         summary["drift"] = monitoring["drift"]

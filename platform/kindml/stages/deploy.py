@@ -30,7 +30,7 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Pat
 
     registered = json.loads((registered_dir / "registered.json").read_text(encoding="utf-8"))
     if env.target == "kind":
-        return deploy_inferenceservice(cfg, registered, out_dir)
+        return deploy_inferenceservice(cfg, env, registered, out_dir)
     ws = Workspace(Path(env.workspace)).ensure()
     # serve the champion (the new version if the gate promoted it, else the previous champion)
     ref = f"{registered['name']}@{cfg.registry.champion_alias}"
@@ -64,7 +64,7 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, clean_dir: Path, registered_dir: Pat
     return result
 
 
-def deploy_inferenceservice(cfg: KindmlConfig, registered: dict[str, Any], out_dir: Path, canary_percent: int = 10,
+def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict[str, Any], out_dir: Path, canary_percent: int = 10,
                             timeout_s: float = 600.0) -> dict[str, Any]:
     """Kind target: create the InferenceService, or add the promoted version as a canary of the serving champion.
 
@@ -109,8 +109,12 @@ def deploy_inferenceservice(cfg: KindmlConfig, registered: dict[str, Any], out_d
     if not ready:
         raise ServingError(f"InferenceService {endpoints.MODEL_NAME} did not become Ready in {timeout_s:.0f} s",
                            f"kubectl -n {ns} describe inferenceservice {endpoints.MODEL_NAME}")
+    from kindml.pipeline import outputs
+
     url = f"http://{endpoints.MODEL_NAME}-predictor.{ns}.svc:{endpoints.PREDICTOR_PORT}"
-    result = {"url": url, "pid": None, "model": registered["name"], "version": registered["version"], "mode": mode, "target": "kind"}
+    result = {"url": url, "pid": None, "model": registered["name"], "version": registered["version"], "mode": mode, "target": "kind",
+              "host_url": f"http://127.0.0.1:{endpoints.UI_PORTS['model-endpoint']}", "mlflow_run_id": outputs.model_run_id(registered)}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    outputs.publish(env, result["mlflow_run_id"], {"deployed": out_dir})
     return result

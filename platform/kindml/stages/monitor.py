@@ -96,6 +96,10 @@ def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, w
         "rules": "PrometheusRule kindml-rules" if cluster else str(rules),
     }
     (out_dir / "monitor.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if dep.get("mlflow_run_id"):  # kind target: back to the laptop with the other stage results (kindml.pipeline.outputs)
+        from kindml.pipeline import outputs
+
+        outputs.publish(env, dep["mlflow_run_id"], {"monitoring": out_dir})
     return result
 
 

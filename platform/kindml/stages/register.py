@@ -132,4 +132,9 @@ def run(
         "tags": tags,
     }
     (out_dir / "registered.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    # kind target: the stage results travel back to `kindml capstone --target kind` through the model's MLflow run
+    from kindml.pipeline import outputs
+
+    outputs.publish(env, train["mlflow_run_id"], {"raw": clean_dir, "validation": validation_dir, "model": model_dir, "evaluation": eval_dir,
+                                                 "registered": out_dir}, pipeline_run_id=pipeline_run_id)
     return result
