@@ -12,7 +12,6 @@ things live (empty on a cluster: the in-cluster services).
 from kfp import dsl, kubernetes
 
 from kindml.cluster import endpoints
-
 from kindml.components.deploy import deploy
 from kindml.components.evaluate import evaluate
 from kindml.components.export import export

@@ -143,9 +143,10 @@ def _profile(rng: np.random.Generator) -> dict[str, Any]:
 # ---- 1. throughput --------------------------------------------------------------------------
 
 def throughput(repeats: int) -> dict[str, Any]:
+    from scipy.stats import ks_2samp
+
     from kindml.monitoring.drift import DriftMonitor, bin_counts
     from kindml.monitoring.profile import build_profile
-    from scipy.stats import ks_2samp
 
     rng = np.random.default_rng(0)
     ref_num, ref_cat, ref_score = synth(rng, REF_ROWS)

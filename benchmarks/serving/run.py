@@ -38,6 +38,7 @@ def cpu_info() -> dict:
 def inprocess_drift_cost(folder: Path, n: int = 5000) -> dict:
     """What drift accounting adds per single-transaction request inside the predictor (no HTTP noise)."""
     import numpy as np
+
     from kindml.model.preprocess import Assembler, PreprocessingSpec
     from kindml.monitoring.drift import DriftMonitor
     from kindml.monitoring.profile import load_profile

@@ -9,7 +9,8 @@ def deploy(config_json: str, env_json: str, clean: Input[Dataset], registered: I
     """Serve the champion with the KServe predictor and smoke-test it over v1 and v2 REST."""
     from pathlib import Path
 
-    from kindml.stages import context, deploy as stage
+    from kindml.stages import context
+    from kindml.stages import deploy as stage
 
     try:
         cfg, env = context.load(config_json, env_json)

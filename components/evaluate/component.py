@@ -11,7 +11,8 @@ def evaluate(config_json: str, env_json: str, model: Input[Model], holdout: Inpu
     import shutil
     from pathlib import Path
 
-    from kindml.stages import context, evaluate as stage
+    from kindml.stages import context
+    from kindml.stages import evaluate as stage
 
     try:
         cfg, env = context.load(config_json, env_json, evaluate__min_roc_auc=min_roc_auc)

@@ -9,7 +9,8 @@ def export(config_json: str, model: Input[Model], holdout: Input[Dataset], onnx_
     """ONNX export (dynamic batch) with the preprocessing spec inside, parity-checked against PyTorch."""
     from pathlib import Path
 
-    from kindml.stages import context, export as stage
+    from kindml.stages import context
+    from kindml.stages import export as stage
 
     try:
         cfg, _ = context.load(config_json, "")

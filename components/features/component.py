@@ -9,7 +9,8 @@ def features(config_json: str, env_json: str, clean: Input[Dataset], training_se
     """Feast: build offline tables, apply the repo, point-in-time training set, materialize the online store."""
     from pathlib import Path
 
-    from kindml.stages import context, features as stage
+    from kindml.stages import context
+    from kindml.stages import features as stage
 
     try:
         cfg, env = context.load(config_json, env_json)

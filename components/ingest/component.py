@@ -9,7 +9,8 @@ def ingest(config_json: str, rows: int, days: int, seed: int, corruption_rate: f
     """Generate (seeded) or load the raw transactions and accounts; record row counts and a content hash."""
     from pathlib import Path
 
-    from kindml.stages import context, ingest as stage
+    from kindml.stages import context
+    from kindml.stages import ingest as stage
 
     try:
         cfg, _ = context.load(config_json, "", data__rows=rows, data__days=days, data__seed=seed, data__corruption__rate=corruption_rate)

@@ -9,7 +9,8 @@ def monitor(config_json: str, env_json: str, drift: float, deployed: Input[Artif
     """Replay clean then drifted traffic through the predictor; Prometheus scrapes it and evaluates the alert rules."""
     from pathlib import Path
 
-    from kindml.stages import context, monitor as stage
+    from kindml.stages import context
+    from kindml.stages import monitor as stage
 
     try:
         cfg, env = context.load(config_json, env_json, data__drift=drift)

@@ -12,7 +12,8 @@ def register(config_json: str, env_json: str, pipeline_run_id: str, clean: Input
     import json
     from pathlib import Path
 
-    from kindml.stages import context, register as stage
+    from kindml.stages import context
+    from kindml.stages import register as stage
 
     try:
         cfg, env = context.load(config_json, env_json)

@@ -10,7 +10,8 @@ def validate(config_json: str, raw: Input[Dataset], quarantine: bool, clean: Out
     import shutil
     from pathlib import Path
 
-    from kindml.stages import context, validate as stage
+    from kindml.stages import context
+    from kindml.stages import validate as stage
 
     report_dir = Path(validation.path)
     try:

@@ -59,8 +59,8 @@ def test_redis_down_during_serving_degrades_then_recovers(tmp_path: Path) -> Non
     """Decision: when the online store fails, lookups answer 'unknown' (or the cached value) with degraded=True; no crash."""
     from kindml.data.generate import build_world, generate_history
     from kindml.features import store as fstore
-    from kindml.serving.online import OnlineFeatures
     from kindml.services.redis import ensure_redis, stop_redis
+    from kindml.serving.online import OnlineFeatures
     from kindml.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws").ensure()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from kindml.monitoring import metrics as mm
 from kindml.monitoring.drift import DriftMonitor
 from kindml.monitoring.profile import build_profile

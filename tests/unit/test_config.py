@@ -68,8 +68,11 @@ def test_drift_severity() -> None:
 
 
 def test_models_forbid_extra() -> None:
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:
         KindmlConfig.model_validate({"nope": 1})
+    assert e.value.errors()[0]["type"] == "extra_forbidden"
 
 
 def test_explicit_null_override(tmp_path: Path) -> None:

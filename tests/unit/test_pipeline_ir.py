@@ -4,7 +4,6 @@ resource requests and limits; the embedded default ignores both."""
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
 

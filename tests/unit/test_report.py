@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from kindml.report.collect import (
     build_timeline,
     collect,

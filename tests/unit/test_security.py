@@ -178,8 +178,9 @@ def test_generated_secrets_stay_out_of_manifests(tmp_path: Path) -> None:
 def test_kserve_default_is_all_interfaces_and_kindml_binds_the_configured_host() -> None:
     """KServe's RESTServer hard-codes 0.0.0.0; kindml's subclass sets the host it is given (127.0.0.1 by default)."""
     import kserve.model_server as ms
-    from kindml.serving.server import bound_rest_server
     from kserve.protocol.rest.server import RESTServer
+
+    from kindml.serving.server import bound_rest_server
 
     base = RESTServer("kindml.nowhere:app", None, None, http_port=0)
     assert base.config.host == "0.0.0.0"  # the upstream default docs/security.md describes

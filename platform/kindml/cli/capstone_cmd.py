@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from kindml.cli.common import OUTPUT_OPTION, Output, emit, parse_set_options, progress_enabled, state
+from kindml.cli.common import (
+    OUTPUT_OPTION,
+    Output,
+    emit,
+    parse_set_options,
+    progress_enabled,
+    state,
+)
 
 
 def _text_summary(s: dict) -> str:

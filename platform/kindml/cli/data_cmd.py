@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a seeded fraud dataset (bring-your-own data uses the same schema)."""
         from kindml.config import CorruptionSpec, DriftSpec
-        from kindml.data.generate import build_world, corrupt as do_corrupt, generate_history, generate_live
+        from kindml.data.generate import build_world, generate_history, generate_live
+        from kindml.data.generate import corrupt as do_corrupt
         from kindml.data.load import content_hash, write_table
 
         if fmt not in ("parquet", "csv"):
@@ -49,7 +50,14 @@ def register(app: typer.Typer) -> None:
     @data_app.command("schema")
     def schema(output: Output = OUTPUT_OPTION) -> None:
         """The columns and types of bring-your-own data (transactions and accounts), and allowed values."""
-        from kindml.data.schema import ACCOUNT_COLUMNS, CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS, TRANSACTION_COLUMNS
+        from kindml.data.schema import (
+            ACCOUNT_COLUMNS,
+            CATEGORIES,
+            CHANNELS,
+            COUNTRIES,
+            SEGMENTS,
+            TRANSACTION_COLUMNS,
+        )
 
         d = {"transactions": TRANSACTION_COLUMNS, "accounts": ACCOUNT_COLUMNS,
              "allowed": {"merchant_category": list(CATEGORIES), "channel": list(CHANNELS), "country": list(COUNTRIES),

@@ -7,7 +7,6 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -57,7 +56,7 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def main(
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file (default: ./kindml.yaml or $KINDML_CONFIG)."),  # noqa: UP007
+        config: Path | None = typer.Option(None, "--config", "-c", help="Config file (default: ./kindml.yaml or $KINDML_CONFIG)."),  # noqa: UP007
         verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logs on stderr (-v info, -vv debug)."),
         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ) -> None:

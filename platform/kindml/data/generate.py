@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from kindml.config import CorruptionSpec, DriftSpec
-from kindml.data.schema import CATEGORIES, CHANNELS, COUNTRIES, RISKY_CATEGORIES, SEGMENTS
+from kindml.data.schema import CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS
 
 # Base category mix and how drift moves it (toward online / risky spending).
 _BASE_MIX = np.array([0.22, 0.16, 0.10, 0.16, 0.07, 0.08, 0.05, 0.07, 0.06, 0.03])

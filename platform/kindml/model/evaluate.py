@@ -12,7 +12,12 @@ from kindml.config import EvaluateConfig
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
     """ROC AUC, PR AUC, precision/recall/F1 at the threshold, calibration (Brier, ECE, bins)."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, confusion_matrix, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        confusion_matrix,
+        roc_auc_score,
+    )
 
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)

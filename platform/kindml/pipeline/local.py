@@ -300,7 +300,7 @@ def run_capstone(
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     # failed or interrupted
-    for name, info in clock.stages.items():
+    for info in clock.stages.values():
         if info["status"] == "running":
             info["status"] = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
     err = _stage_error(run_dir)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from kindml.config import KindmlConfig
 from kindml.data.load import write_parquet
-from kindml.model.preprocess import fit_spec, frame_columns, Assembler
+from kindml.model.preprocess import Assembler, fit_spec, frame_columns
 from kindml.model.train import ray_session, split_by_time, tune_then_fit
 from kindml.registry import ensure_experiment, mlflow_env
 from kindml.runtime import RuntimeEnv

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kindml.cluster import objects, paths, proc
 
 ROOT = paths.repo_root()

@@ -8,6 +8,7 @@ import json
 import socket
 
 import pytest
+
 from kindml.cli.main import run
 from kindml.cluster import doctor
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from kindml.cluster import lifecycle
 from kindml.cluster.executor import Executor
 from kindml.errors import ClusterError

@@ -5,6 +5,7 @@ from rendering the pinned upstream manifests (network) and is cached."""
 from __future__ import annotations
 
 import pytest
+
 from kindml.cluster import bundle, lifecycle
 from kindml.cluster.upstream import load_upstream
 from kindml.images import RUNTIME_IMAGE

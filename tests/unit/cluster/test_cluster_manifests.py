@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+
 from kindml.cluster import endpoints, kindconfig, objects
 
 pytestmark = pytest.mark.unit
@@ -223,7 +224,7 @@ def test_feast_registry_address_is_the_one_the_operator_publishes(rendered):
     (fs,) = [o for o in rendered["overlays/kind"] if o["kind"] == "FeatureStore"]
     name, ns = fs["metadata"]["name"], fs["metadata"]["namespace"]
     assert name == endpoints.FEATURE_STORE_NAME
-    assert endpoints.FEAST_REGISTRY == f"feast-{name}-registry.{ns}.svc.cluster.local:80"
+    assert f"feast-{name}-registry.{ns}.svc.cluster.local:80" == endpoints.FEAST_REGISTRY
     server = fs["spec"]["services"]["registry"]["local"]["server"]
     assert server.get("grpc") is True and "tls" not in server  # a plain gRPC registry, as Feast's remote registry client expects
     assert "pvc" in fs["spec"]["services"]["registry"]["local"]["persistence"]["file"]  # definitions survive a restart

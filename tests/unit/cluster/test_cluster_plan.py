@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from kindml.cli.main import run
 from kindml.cluster import lifecycle
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from kindml.cli.main import run
 from kindml.cluster import objects, templates
 from kindml.errors import UsageError

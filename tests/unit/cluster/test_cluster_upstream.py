@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from kindml.cluster import lifecycle, objects
 from kindml.cluster.upstream import Upstream, load_upstream, pin_problems
 

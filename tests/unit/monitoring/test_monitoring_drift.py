@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from kindml.errors import MonitoringError
 from kindml.monitoring.drift import DriftMonitor, js, ks, psi
 from kindml.monitoring.profile import build_profile

@@ -6,11 +6,12 @@ import gc
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from kindml.monitoring import metrics as mm
 from kindml.monitoring.drift import DriftMonitor
 from kindml.monitoring.profile import build_profile
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.unit
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from kindml.errors import DataError, MonitoringError
 from kindml.monitoring.profile import (
     OTHER,

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 import yaml
+
 from kindml.errors import MonitoringError, PrerequisiteMissing
 from kindml.monitoring import prometheus as lp
 

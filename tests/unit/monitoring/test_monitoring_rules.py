@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kindml.errors import MonitoringError
 from kindml.monitoring import rules
 
