@@ -10,6 +10,7 @@ content type, and 400 when the body is not valid JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -207,17 +208,13 @@ def stop_background(ws: Workspace, timeout: float = 20.0) -> PredictorState | No
     if st is None:
         return None
     if alive(st.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(st.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while alive(st.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if alive(st.pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(st.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     state_path(ws).unlink(missing_ok=True)
     return st
