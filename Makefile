@@ -41,7 +41,8 @@ setup: system-deps venv  ## system packages + virtualenv with the pinned stack
 demo: setup  ## set up, then run the capstone on the embedded default
 	$(BIN)/kindml capstone
 
-test: setup  ## set up, then run the test suite (unit + local; cluster tests skip without docker/kind)
+test: setup  ## set up, then lint (ruff) and run the test suite (unit + local; cluster tests skip without docker/kind)
+	$(BIN)/ruff check platform components pipelines tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
@@ -80,7 +81,7 @@ security: venv $(SEC_VENV)/.installed  ## manifest scan (checkov) of everything 
 	[print('  not audited:', x['skip_reason']) for x in s[:5]]; \
 	s and print('  WARNING: packages that could not be audited are not known to be safe (see docs/security.md)'); sys.exit(1 if v else 0)"
 
-lint: venv
+lint: venv  ## ruff (also the first step of `make test`)
 	$(BIN)/ruff check platform components pipelines tests benchmarks
 
 clean:  ## remove build outputs (keeps the venv and the .kindml workspace)
