@@ -112,3 +112,13 @@ def test_empty_workspace_listings(args: list[str], cli_env: dict[str, str]) -> N
     res = kindml([*args, "-o", "json"], cli_env)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
+
+
+def test_capstone_on_kind_without_a_cluster_is_one_clear_error(cli_env: dict[str, str]) -> None:
+    from kindml.localproc import free_port
+
+    host = f"http://127.0.0.1:{free_port()}"
+    res = kindml(["capstone", "--target", "kind", "--kfp-host", host], cli_env)
+    assert_user_error(res, 11, f"the KFP API at {host} is not reachable")
+    assert "kindml up" in res.stderr
+    assert_user_error(kindml(["capstone", "--target", "kind", "--resume", "x"], cli_env), 2, "--resume is for local runs")

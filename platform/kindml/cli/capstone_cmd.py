@@ -114,11 +114,15 @@ def register(app: typer.Typer) -> None:
         verbose = state().verbose > 0
         show = progress_enabled(output) and not verbose
 
+        client = None
+        if target == "kind":  # before any progress output: an unreachable cluster is one clear error
+            from kindml.pipeline.remote import DEFAULT_HOST, kfp_client, run_on_kfp
+
+            client = kfp_client(kfp_host or DEFAULT_HOST)
+
         def run(on_event):  # type: ignore[no-untyped-def]
             if target == "kind":
-                from kindml.pipeline.remote import DEFAULT_HOST, run_on_kfp
-
-                return run_on_kfp(cfg, ws, run_id, kfp_host or DEFAULT_HOST, serve=serve, on_event=on_event)
+                return run_on_kfp(cfg, ws, run_id, kfp_host or DEFAULT_HOST, serve=serve, on_event=on_event, client=client)
             return run_capstone(cfg, ws, run_id=resume or run_id, resume=bool(resume), on_event=on_event,
                                 echo_logs=verbose and on_event is None, serve=serve)
 

@@ -46,19 +46,19 @@ def _state(obj: Any) -> str:
     return raw.rsplit(".", 1)[-1]
 
 
-def _reachable(url: str) -> None:
+def _reachable(url: str, what: str) -> None:
     u = urlparse(url)
     try:
         socket.create_connection((u.hostname or "127.0.0.1", u.port or 80), timeout=3).close()
     except OSError as exc:
-        raise ClusterError(f"{url} is not reachable ({exc.strerror or exc})",
+        raise ClusterError(f"{what} at {url} is not reachable ({exc.strerror or exc})",
                            "Bring the platform up with `kindml up` and check `kindml status`.") from None
 
 
 def kfp_client(host: str) -> Any:
     import kfp
 
-    _reachable(host)
+    _reachable(host, "the KFP API")
     for name in ("urllib3", "urllib3.connectionpool"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -137,7 +137,7 @@ def collect_cluster_summary(ws: Workspace, run_id: str, base: dict[str, Any], tr
     note = None
     try:
         if mlflow_uri.startswith(("http://", "https://")):
-            _reachable(mlflow_uri)
+            _reachable(mlflow_uri, "MLflow")
         mlflow_run = outputs.find_run(mlflow_uri, run_id)
         if mlflow_run is None:
             note = "no stage results were published (the run ended before register)"
