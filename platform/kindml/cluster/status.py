@@ -21,6 +21,47 @@ def _deployments(ns: str) -> dict[str, tuple[int, int]] | None:
     return out
 
 
+def _get(ns: str, kind: str, name: str) -> dict[str, Any] | None:
+    res = proc.run(kubectl("-n", ns, "get", kind, name, "-o", "json"), timeout=30)
+    return json.loads(res.stdout) if res.ok and res.stdout.strip() else None
+
+
+def _condition(obj: dict[str, Any], ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def _custom_resources() -> list[dict[str, Any]]:
+    """Readiness of the custom resources kindml owns: the FeatureStore (and the registry
+    address every pod is given), our Prometheus, and the predictor if one is deployed."""
+    out = []
+    fs = _get(endpoints.NAMESPACE, "featurestore", endpoints.FEATURE_STORE_NAME)
+    if fs is None:
+        out.append({"component": "feast", "namespace": endpoints.NAMESPACE, "ready": False, "detail": f"FeatureStore {endpoints.FEATURE_STORE_NAME} not found"})
+    else:
+        st = fs.get("status") or {}
+        registry = (st.get("serviceHostnames") or {}).get("registry", "")
+        phase = st.get("phase") or "unknown"
+        ok = phase == "Ready" and registry == endpoints.FEAST_REGISTRY
+        detail = f"FeatureStore {phase}; registry {registry or 'not published'}"
+        if registry and registry != endpoints.FEAST_REGISTRY:
+            detail += f" (pods are given {endpoints.FEAST_REGISTRY}: see docs/cluster.md, troubleshooting)"
+        out.append({"component": "feast", "namespace": endpoints.NAMESPACE, "ready": ok, "detail": detail})
+    prom = _get(endpoints.MONITORING_NAMESPACE, "prometheus", "kindml")
+    out.append({"component": "prometheus", "namespace": endpoints.MONITORING_NAMESPACE, "ready": bool(prom) and _condition(prom, "Available"),
+                "detail": "Prometheus kindml " + ("Available" if prom and _condition(prom, "Available") else "not Available" if prom else "not found")})
+    isvc = _get(endpoints.NAMESPACE, "inferenceservice", endpoints.MODEL_NAME)
+    if isvc is not None:  # optional: exists after the first `kindml capstone --target kind`
+        ann = (isvc.get("metadata") or {}).get("annotations") or {}
+        canary = ((isvc.get("spec") or {}).get("canary") or [{}])[0]
+        detail = f"champion v{ann.get('kindml.io/champion-version', '?')}"
+        if ann.get("kindml.io/challenger-version"):
+            detail += f", canary v{ann['kindml.io/challenger-version']} at {canary.get('trafficPercent', '?')}%"
+        ready = _condition(isvc, "Ready")
+        out.append({"component": "predictor", "namespace": endpoints.NAMESPACE, "ready": ready,
+                    "detail": f"InferenceService {endpoints.MODEL_NAME} {'Ready' if ready else 'not Ready'}: {detail}"})
+    return out
+
+
 def cluster_status(upstream: Upstream) -> dict[str, Any]:
     from kindml.cluster.doctor import cluster_exists
 
@@ -45,6 +86,7 @@ def cluster_status(upstream: Upstream) -> dict[str, Any]:
             "ready": not missing and not not_ready,
             "detail": "; ".join(filter(None, [f"missing: {', '.join(missing)}" if missing else "", f"not ready: {', '.join(not_ready)}" if not_ready else ""])) or "all Deployments Available",
         })
+    comps += _custom_resources()
     return {"cluster": "present", "context": endpoints.KUBE_CONTEXT, "ready": all(c["ready"] for c in comps), "components": comps, "urls": endpoints.ui_urls()}
 
 
