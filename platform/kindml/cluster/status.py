@@ -47,8 +47,9 @@ def _custom_resources() -> list[dict[str, Any]]:
             detail += f" (pods are given {endpoints.FEAST_REGISTRY}: see docs/cluster.md, troubleshooting)"
         out.append({"component": "feast", "namespace": endpoints.NAMESPACE, "ready": ok, "detail": detail})
     prom = _get(endpoints.MONITORING_NAMESPACE, "prometheus", "kindml")
-    out.append({"component": "prometheus", "namespace": endpoints.MONITORING_NAMESPACE, "ready": bool(prom) and _condition(prom, "Available"),
-                "detail": "Prometheus kindml " + ("Available" if prom and _condition(prom, "Available") else "not Available" if prom else "not found")})
+    available = prom is not None and _condition(prom, "Available")
+    out.append({"component": "prometheus", "namespace": endpoints.MONITORING_NAMESPACE, "ready": available,
+                "detail": "Prometheus kindml " + ("Available" if available else "not Available" if prom else "not found")})
     isvc = _get(endpoints.NAMESPACE, "inferenceservice", endpoints.MODEL_NAME)
     if isvc is not None:  # optional: exists after the first `kindml capstone --target kind`
         ann = (isvc.get("metadata") or {}).get("annotations") or {}
