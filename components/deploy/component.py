@@ -1,11 +1,11 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Output
+from kfp.dsl import Artifact, Input, Output
 
 from kindml.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def deploy(config_json: str, env_json: str, clean: Input[Dataset], registered: Input[Artifact], deployed: Output[Artifact]):
+def deploy(workload: str, registered: Input[Artifact], deployed: Output[Artifact], config_json: str = "{}"):
     """Serve the champion with the KServe predictor and smoke-test it over v1 and v2 REST."""
     from pathlib import Path
 
@@ -13,8 +13,8 @@ def deploy(config_json: str, env_json: str, clean: Input[Dataset], registered: I
     from kindml.stages import deploy as stage
 
     try:
-        cfg, env = context.load(config_json, env_json)
-        out = stage.run(cfg, env, Path(clean.path), Path(registered.path), Path(deployed.path))
+        ctx = context.load(workload, config_json)
+        out = stage.run(ctx.workload, ctx.env, Path(registered.path), Path(deployed.path))
     except Exception as exc:
         context.record_failure("deploy", exc)
         raise

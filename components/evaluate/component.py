@@ -5,9 +5,12 @@ from kindml.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def evaluate(config_json: str, env_json: str, model: Input[Model], holdout: Input[Dataset], min_roc_auc: float,
-             evaluation: Output[Artifact], report: Output[Markdown], stats: Output[Metrics]):
-    """Holdout metrics (ROC/PR AUC, precision/recall, calibration) and the promotion gate."""
+def evaluate(workload: str, model: Input[Model], holdout: Input[Dataset], evaluation: Output[Artifact], report: Output[Markdown],
+             stats: Output[Metrics], config_json: str = "{}", min_score: float = -1.0):
+    """The task's metrics on the time-based holdout (and the workload's baselines), then the promotion gate.
+
+    ``min_score`` (≥ 0) overrides evaluate.min_score, the floor of the gate's metric.
+    """
     import shutil
     from pathlib import Path
 
@@ -15,13 +18,10 @@ def evaluate(config_json: str, env_json: str, model: Input[Model], holdout: Inpu
     from kindml.stages import evaluate as stage
 
     try:
-        cfg, env = context.load(config_json, env_json, evaluate__min_roc_auc=min_roc_auc)
-        out = stage.run(cfg, env, Path(model.path), Path(holdout.path), Path(evaluation.path))
+        ctx = context.load(workload, config_json, evaluate__min_score=min_score if min_score >= 0 else None)
+        out = stage.run(ctx.workload, ctx.env, Path(model.path), Path(holdout.path), Path(evaluation.path))
     except Exception as exc:
         context.record_failure("evaluate", exc)
         raise
     shutil.copy2(Path(evaluation.path) / "evaluation.md", report.path)
-    for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece"):
-        stats.log_metric(k, float(out["metrics"][k]))
-    stats.log_metric("promote", 1.0 if out["gate"]["promote"] else 0.0)
-    context.save_metrics(stats)
+    context.log_scalars(stats, {**out["metrics"], "promote": out["gate"]["promote"]})

@@ -5,21 +5,20 @@ from kindml.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def ingest(config_json: str, rows: int, days: int, seed: int, corruption_rate: float, raw: Output[Dataset], stats: Output[Metrics]):
-    """Generate (seeded) or load the raw transactions and accounts; record row counts and a content hash."""
+def ingest(workload: str, raw: Output[Dataset], stats: Output[Metrics], config_json: str = "{}", rows: int = 0, days: int = 0,
+           seed: int = -1, corruption_rate: float = -1.0):
+    """Generate (seeded, the workload's generator) or load the raw tables; row counts, time window, content hash."""
     from pathlib import Path
 
     from kindml.stages import context
     from kindml.stages import ingest as stage
 
     try:
-        cfg, _ = context.load(config_json, "", data__rows=rows, data__days=days, data__seed=seed, data__corruption__rate=corruption_rate)
-        out = stage.run(cfg, Path(raw.path))
+        ctx = context.load(workload, config_json, data__rows=rows or None, data__days=days or None, data__seed=seed if seed >= 0 else None,
+                           data__corruption__rate=corruption_rate if corruption_rate >= 0 else None)
+        out = stage.run(ctx.workload, Path(raw.path))
     except Exception as exc:
         context.record_failure("ingest", exc)
         raise
-    raw.metadata.update({"rows": out["rows"], "content_hash": out["content_hash"]})
-    stats.log_metric("rows", out["rows"])
-    stats.log_metric("accounts", out["accounts"])
-    stats.log_metric("fraud_rate", out["fraud_rate"])
-    context.save_metrics(stats)
+    raw.metadata.update({"rows": out["rows"], "content_hash": out["content_hash"], "workload": out["workload"]})
+    context.log_scalars(stats, {k: v for k, v in out.items() if k not in ("seed", "days", "history_drift")})

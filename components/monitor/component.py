@@ -5,21 +5,22 @@ from kindml.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def monitor(config_json: str, env_json: str, drift: float, deployed: Input[Artifact], monitoring: Output[Artifact], stats: Output[Metrics]):
-    """Replay clean then drifted traffic through the predictor; Prometheus scrapes it and evaluates the alert rules."""
+def monitor(workload: str, deployed: Input[Artifact], monitoring: Output[Artifact], stats: Output[Metrics], config_json: str = "{}",
+            drift: float = -1.0):
+    """Replay the workload's clean, then drifted traffic through the predictor; Prometheus scrapes it and evaluates the alert rules.
+
+    ``drift`` (≥ 0) overrides data.drift, the severity of the drifted phase.
+    """
     from pathlib import Path
 
     from kindml.stages import context
     from kindml.stages import monitor as stage
 
     try:
-        cfg, env = context.load(config_json, env_json, data__drift=drift)
-        out = stage.run(cfg, env, Path(deployed.path), Path(monitoring.path))
+        ctx = context.load(workload, config_json, data__drift=drift if drift >= 0 else None)
+        out = stage.run(ctx.workload, ctx.env, Path(deployed.path), Path(monitoring.path))
     except Exception as exc:
         context.record_failure("monitor", exc)
         raise
-    stats.log_metric("p50_ms", out["serving"]["p50_ms"])
-    stats.log_metric("p99_ms", out["serving"]["p99_ms"])
-    stats.log_metric("errors", out["serving"]["errors"])
-    stats.log_metric("alerts_fired", len(out["drift"]["alerts_fired"]))
-    context.save_metrics(stats)
+    context.log_scalars(stats, {"p50_ms": out["serving"]["p50_ms"], "p99_ms": out["serving"]["p99_ms"], "errors": out["serving"]["errors"],
+                                "alerts_fired": len(out["drift"]["alerts_fired"])})

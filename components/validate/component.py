@@ -5,8 +5,12 @@ from kindml.images import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def validate(config_json: str, raw: Input[Dataset], quarantine: bool, clean: Output[Dataset], validation: Output[Artifact], report: Output[HTML], stats: Output[Metrics]):
-    """Run the Great Expectations suite; stop with a report, or quarantine bad rows (written aside and counted)."""
+def validate(workload: str, raw: Input[Dataset], clean: Output[Dataset], validation: Output[Artifact], report: Output[HTML],
+             stats: Output[Metrics], config_json: str = "{}", quarantine: bool = False):
+    """Run the workload's Great Expectations suites; stop with a report, or quarantine bad rows (written aside and counted).
+
+    ``quarantine=True`` turns quarantine on (else the config's validation.quarantine decides).
+    """
     import shutil
     from pathlib import Path
 
@@ -15,8 +19,8 @@ def validate(config_json: str, raw: Input[Dataset], quarantine: bool, clean: Out
 
     report_dir = Path(validation.path)
     try:
-        cfg, _ = context.load(config_json, "", validation__quarantine=quarantine)
-        out = stage.run(cfg, Path(raw.path), Path(clean.path), report_dir)
+        ctx = context.load(workload, config_json, validation__quarantine=True if quarantine else None)
+        out = stage.run(ctx.workload, Path(raw.path), Path(clean.path), report_dir)
     except Exception as exc:
         context.record_failure("validate", exc)
         raise
@@ -24,8 +28,4 @@ def validate(config_json: str, raw: Input[Dataset], quarantine: bool, clean: Out
         if (report_dir / "validation.html").exists():
             shutil.copy2(report_dir / "validation.html", report.path)
     clean.metadata.update({"rows": out["clean_rows"], "quarantined_rows": out["quarantined_rows"]})
-    stats.log_metric("rows", out["rows"])
-    stats.log_metric("clean_rows", out["clean_rows"])
-    stats.log_metric("quarantined_rows", out["quarantined_rows"])
-    stats.log_metric("failed_expectations", out["failed_expectations"])
-    context.save_metrics(stats)
+    context.log_scalars(stats, {k: out[k] for k in ("rows", "clean_rows", "quarantined_rows", "failed_expectations")})

@@ -25,7 +25,7 @@ from kindml.errors import ConfigError
 
 ENV_PREFIX = "KINDML_"
 # KINDML_* variables that are not config fields.
-RESERVED_ENV = {"KINDML_CONFIG", "KINDML_HOME", "KINDML_LOG_LEVEL", "KINDML_NO_PROGRESS", "KINDML_CLUSTER_TESTS"}
+RESERVED_ENV = {"KINDML_CONFIG", "KINDML_HOME", "KINDML_LOG_LEVEL", "KINDML_NO_PROGRESS", "KINDML_CLUSTER_TESTS", "KINDML_RUNTIME_ENV", "KINDML_RUN_ID", "KINDML_RUN_DIR"}
 DEFAULT_CONFIG_FILE = "kindml.yaml"
 
 
@@ -43,59 +43,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DriftSpec(_Strict):
-    """How far generated traffic moves away from the training distribution."""
-
-    amount_shift: float = Field(0.0, ge=-3.0, le=3.0, description="Shift of log(amount), in units of each account's log-amount sigma.")
-    category_shift: float = Field(0.0, ge=0.0, le=1.0, description="Share of the merchant-category mix moved to a drifted mix (0: none, 1: all).")
-    new_merchant_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of transactions at merchants never seen before.")
-
-    @classmethod
-    def from_severity(cls, severity: float) -> DriftSpec:
-        """One knob for the CLI: 0 is no drift, 1 is strong drift on every axis."""
-        if not 0.0 <= severity <= 3.0:
-            raise ConfigError(
-                f"drift severity {severity} is out of range",
-                "Use a value between 0 (no drift) and 3 (extreme); 1 is a strong, realistic drift.",
-            )
-        return cls(
-            amount_shift=round(0.75 * severity, 4),
-            category_shift=round(min(1.0, 0.5 * severity), 4),
-            new_merchant_rate=round(min(1.0, 0.3 * severity), 4),
-        )
-
-    @property
-    def is_zero(self) -> bool:
-        return self.amount_shift == 0 and self.category_shift == 0 and self.new_merchant_rate == 0
-
-
 class CorruptionSpec(_Strict):
-    """Deliberate damage to generated data, to exercise validation."""
+    """Deliberate damage to generated data, to exercise validation.
 
-    rate: float = Field(0.0, ge=0.0, le=0.5, description="Share of transaction rows damaged.")
-    kinds: list[Literal["null", "out_of_range", "bad_category", "future_timestamp"]] = Field(
-        default_factory=lambda: ["null", "out_of_range", "bad_category", "future_timestamp"]
-    )
+    Which kinds exist is the workload's business (``Workload.corruption_kinds``);
+    ``kinds: null`` means every kind the workload knows.
+    """
+
+    rate: float = Field(0.0, ge=0.0, le=0.5, description="Share of event rows damaged (one defect per row).")
+    kinds: list[str] | None = Field(None, description="Defects to inject (default: every kind the workload offers).")
 
     @field_validator("kinds")
     @classmethod
-    def _non_empty(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("at least one corruption kind is needed")
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("at least one corruption kind is needed (or null for all)")
         return v
 
 
 class DataConfig(_Strict):
     source: Literal["generate", "file"] = "generate"
-    path: Path | None = Field(None, description="Bring-your-own data: a folder with transactions.(parquet|csv) and accounts.(parquet|csv).")
-    rows: int = Field(60_000, ge=1_000, le=20_000_000, description="Transactions in the history window.")
-    accounts: int = Field(1_500, ge=50, le=1_000_000)
-    merchants: int = Field(400, ge=20, le=100_000)
-    days: int = Field(60, ge=14, le=730, description="Days of history (features use 30-day windows).")
+    path: Path | None = Field(None, description="Bring-your-own data: a folder with the workload's tables as parquet or CSV (`kindml data schema`).")
+    rows: int = Field(60_000, ge=500, le=20_000_000, description="Events (labelled rows) in the history window.")
+    days: int = Field(60, ge=14, le=730, description="Days of history.")
     seed: int = Field(42, ge=0)
     end_date: date | None = Field(None, description="Last day of history; default: yesterday (the last complete UTC day).")
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec)
-    drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor`.")
+    drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor` (0: none, 1: strong).")
     history_drift: float = Field(0.0, ge=0.0, le=3.0, description="Drift already present in the history window (retraining on recent data).")
 
     @model_validator(mode="after")
@@ -107,8 +81,7 @@ class DataConfig(_Strict):
 
 class ValidationConfig(_Strict):
     quarantine: bool = Field(False, description="Write bad rows aside and continue instead of failing.")
-    freshness_days: int | None = Field(3, ge=0, description="Newest transaction must be at most this many days old (null: no check).")
-    max_amount: float = Field(25_000.0, gt=0)
+    freshness_days: int | None = Field(3, ge=0, description="Newest event must be at most this many days old (null: no check).")
     max_quarantine_fraction: float = Field(0.2, ge=0.0, le=1.0, description="Fail even with quarantine above this share of bad rows.")
     example_rows: int = Field(5, ge=0, le=100)
 
@@ -139,9 +112,11 @@ class TrainConfig(_Strict):
 
 
 class EvaluateConfig(_Strict):
-    min_roc_auc: float = Field(0.80, ge=0.0, le=1.0, description="Floor: a candidate below it is never promoted.")
-    max_regression: float = Field(0.01, ge=0.0, le=1.0, description="Allowed ROC AUC drop vs the current champion.")
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Decision threshold on the fraud score.")
+    metric: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,40}$",
+                               description="The gate's metric (default: the workload's, e.g. roc_auc or macro_f1).")
+    min_score: float = Field(0.80, ge=0.0, le=1.0, description="Floor of the gate's metric: a candidate below it is never promoted.")
+    max_regression: float = Field(0.01, ge=0.0, le=1.0, description="Allowed drop of the gate's metric vs the current champion.")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Decision threshold on a binary model's score.")
 
 
 class ExportConfig(_Strict):
@@ -153,14 +128,22 @@ class QuantizeConfig(_Strict):
     """The export stage's optional quantize step (see kindml.bench.quantize.choose_variant)."""
 
     enabled: bool = Field(False, description="Build INT8 variants of the exported model and keep the fastest within the budget.")
-    accuracy_budget: float = Field(0.005, ge=0.0, le=1.0, description="Largest allowed ROC AUC drop of a quantised variant vs FP32.")
+    accuracy_budget: float = Field(0.005, ge=0.0, le=1.0, description="Largest allowed quality loss of a quantised variant vs FP32 (the workload's measure: AUC or macro-F1 drop).")
 
 
 class RegistryConfig(_Strict):
-    model_name: str = Field("fraud-detector", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    model_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,61}$",
+                                   description="Registered model name (default: the workload's); also the InferenceService name on a cluster.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: a SQLite store in the workspace.")
     champion_alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
-    experiment: str = "kindml-capstone"
+    experiment: str | None = Field(None, description="MLflow experiment (default: kindml-<workload>).")
+
+    @property
+    def model(self) -> str:
+        """The model name; a :class:`ConfigError` when neither the config nor a workload set one."""
+        if not self.model_name:
+            raise ConfigError("registry.model_name is not set", "Run through a workload (`kindml run NAME`), or set registry.model_name.")
+        return self.model_name
 
 
 class KindmlConfig(_Strict):
@@ -173,6 +156,9 @@ class KindmlConfig(_Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    workloads: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-workload options, validated by the workload (e.g. workloads.fraud.accounts)."
+    )
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> KindmlConfig:
         """Return a copy with dotted-key overrides (``{"train.workers": 3}``) applied and validated."""
@@ -303,16 +289,27 @@ def find_config_file(explicit: Path | str | None = None, environ: Mapping[str, s
     return candidate if candidate.is_file() else None
 
 
+def apply_defaults(data: dict[str, Any], origins: dict[tuple[str, ...], str], defaults: Mapping[str, Any] | None, source: str) -> None:
+    """Lay dotted ``defaults`` (a workload's, e.g. ``{"train.epochs": 8}``) under ``data``."""
+    for dotted, value in (defaults or {}).items():
+        keys = tuple(dotted.split("."))
+        _set_path(data, keys, value)
+        origins[keys] = source
+
+
 def load_config(
     path: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_source: str = "workload defaults",
 ) -> KindmlConfig:
-    """Build the effective config: defaults → file → environment → overrides."""
+    """Build the effective config: built-in defaults → a workload's defaults → file → environment → overrides."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
+    apply_defaults(data, origins, defaults, defaults_source)
     cfg_file = find_config_file(path, environ, cwd)
     if cfg_file is not None:
         file_data = _read_yaml(cfg_file)

@@ -78,7 +78,7 @@ def parse_model_ref(text: str, default_alias: str = "champion") -> tuple[str, st
     """``NAME``, ``NAME@7`` or ``NAME@alias`` → (name, version, alias)."""
     m = _REF.match(text.strip())
     if not m:
-        raise RegistryError(f"{text!r} is not a model reference", "Use NAME, NAME@VERSION (e.g. fraud-detector@3) or NAME@ALIAS (e.g. fraud-detector@champion).")
+        raise RegistryError(f"{text!r} is not a model reference", "Use NAME, NAME@VERSION (e.g. my-model@3) or NAME@ALIAS (e.g. my-model@champion).")
     ref = m.group("ref")
     if ref is None:
         return m.group("name"), None, default_alias
@@ -109,6 +109,12 @@ def resolve(tracking_uri: str, name: str, version: str | None = None, alias: str
         return ModelRef(name=mv.name, version=str(mv.version), aliases=list(mv.aliases or []), tags=dict(mv.tags or {}), run_id=mv.run_id, source=mv.source)
 
 
+def list_models(tracking_uri: str) -> list[str]:
+    """Names of every registered model."""
+    with mlflow_env(tracking_uri):
+        return sorted(m.name for m in _client(tracking_uri).search_registered_models())
+
+
 def list_versions(tracking_uri: str, name: str) -> list[ModelRef]:
     with mlflow_env(tracking_uri):
         from mlflow.exceptions import MlflowException
@@ -133,7 +139,7 @@ def download(tracking_uri: str, ref: ModelRef, dest: Path) -> Path:
             if not (local / f.name).exists():
                 shutil.copy2(f, local / f.name)
     if not (local / "model.onnx").is_file():
-        raise RegistryError(f"model {ref.name} v{ref.version} has no model.onnx", "Was it registered by kindml? Register a new version with `kindml capstone`.")
+        raise RegistryError(f"model {ref.name} v{ref.version} has no model.onnx", "Was it registered by kindml? Register a new version with `kindml run NAME`.")
     return local
 
 
@@ -147,6 +153,7 @@ def register_onnx(
     description: str,
     promote: bool,
     alias: str,
+    model_description: str = "",
 ) -> ModelRef:
     """Log the ONNX model with its extra files into ``run_id`` and register a new version.
 
@@ -170,7 +177,7 @@ def register_onnx(
         try:
             client.get_registered_model(name)
         except Exception:
-            client.create_registered_model(name, description="Card-fraud classifier trained by the kindml capstone.")
+            client.create_registered_model(name, description=model_description or "A model trained by a kindml pipeline.")
         mv = client.create_model_version(name=name, source=info.model_uri, run_id=run_id, tags=tags, description=description)
         try:
             if promote:

@@ -87,3 +87,31 @@ class RuntimeEnv(BaseModel):
     def from_json(cls, text: str) -> RuntimeEnv:
         """What components receive: the driver's JSON, or (empty) the in-cluster defaults."""
         return cls.model_validate_json(text) if text.strip() else cls.kind()
+
+    @classmethod
+    def current(cls, cfg: KindmlConfig, environ: dict[str, str] | None = None) -> RuntimeEnv:
+        """Where things live for a component: what the driver put in ``KINDML_RUNTIME_ENV`` (a local run), the
+        in-cluster services in a pod of the kind target (``KINDML_TARGET=kind``), else the workspace of ``cfg``."""
+        import os
+
+        e = os.environ if environ is None else environ
+        if e.get(ENV_VAR, "").strip():
+            from pydantic import ValidationError
+
+            from kindml.errors import ConfigError
+
+            try:
+                return cls.model_validate_json(e[ENV_VAR])
+            except ValidationError as exc:
+                raise ConfigError(f"{ENV_VAR} is not a runtime environment: {exc.errors()[0]['msg']}",
+                                  "It is set by `kindml run`; unset it to use the workspace of the config.") from None
+        if e.get("KINDML_TARGET") == "kind":
+            return cls.kind(dict(e))
+        return cls.local(cfg, Workspace(Path(cfg.home)))
+
+    def exported(self) -> dict[str, str]:
+        """The environment variable that hands this runtime to components (kfp.local tasks inherit it)."""
+        return {ENV_VAR: self.model_dump_json()}
+
+
+ENV_VAR = "KINDML_RUNTIME_ENV"

@@ -1,13 +1,14 @@
-"""Raw-data validation with a Great Expectations 1.x suite.
+"""Raw-data validation with Great Expectations 1.x suites that a workload provides.
 
-The suite checks the schema, nulls, value ranges, category sets, uniqueness,
-referential integrity (every transaction's account exists) and freshness.
+A workload's suites (``Workload.suites``) check the schema, nulls, value
+ranges, category sets, uniqueness, referential integrity and freshness of its
+tables. They run in order; a failing reference table stops validation.
 
-Row-level failures (a null, an out-of-range amount, an unknown category, a
-future timestamp, a duplicate id, an unknown account) can be *quarantined*:
-the offending rows are written aside with the reason, counted, and the clean
-rest is validated again. Table-level failures (missing columns, stale data, too
-few rows) always fail. Nothing is dropped silently.
+Row-level failures of the event table (a null, an out-of-range value, an
+unknown category, a future timestamp, a duplicate id, an unknown entity) can be
+*quarantined*: the offending rows are written aside with the reason, counted,
+and the clean rest is validated again. Table-level failures (missing columns,
+stale data, too few rows) always fail. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kindml.config import ValidationConfig
-from kindml.data.schema import CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS, TRANSACTION_COLUMNS
 
-MIN_ROWS = 1_000
 ROW_LEVEL = {
     "expect_column_values_to_not_be_null",
     "expect_column_values_to_be_between",
@@ -142,46 +141,6 @@ def _context() -> Any:
     return ctx
 
 
-def transaction_suite(cfg: ValidationConfig, account_ids: np.ndarray, now: datetime) -> list[Any]:
-    import great_expectations as gx
-
-    E = gx.expectations
-    exps: list[Any] = [
-        E.ExpectTableColumnsToMatchSet(column_set=list(TRANSACTION_COLUMNS), exact_match=True),
-        E.ExpectTableRowCountToBeBetween(min_value=MIN_ROWS),
-    ]
-    exps += [E.ExpectColumnValuesToNotBeNull(column=c) for c in TRANSACTION_COLUMNS]
-    exps += [
-        E.ExpectColumnValuesToBeUnique(column="transaction_id"),
-        E.ExpectColumnValuesToBeBetween(column="amount", min_value=0.01, max_value=cfg.max_amount),
-        E.ExpectColumnValuesToBeInSet(column="merchant_category", value_set=list(CATEGORIES)),
-        E.ExpectColumnValuesToBeInSet(column="channel", value_set=list(CHANNELS)),
-        E.ExpectColumnValuesToBeInSet(column="country", value_set=list(COUNTRIES)),
-        E.ExpectColumnValuesToBeInSet(column="is_fraud", value_set=[0, 1]),
-        E.ExpectColumnValuesToBeInSet(column="account_id", value_set=[int(a) for a in account_ids]),
-        E.ExpectColumnValuesToBeBetween(column="merchant_id", min_value=1),
-        # no timestamps from the future (one hour of clock skew allowed)
-        E.ExpectColumnValuesToBeBetween(column="event_timestamp", max_value=now + timedelta(hours=1)),
-    ]
-    if cfg.freshness_days is not None:
-        exps.append(E.ExpectColumnMaxToBeBetween(column="event_timestamp", min_value=now - timedelta(days=cfg.freshness_days)))
-    return exps
-
-
-def account_suite() -> list[Any]:
-    import great_expectations as gx
-
-    E = gx.expectations
-    return [
-        E.ExpectColumnValuesToNotBeNull(column="account_id"),
-        E.ExpectColumnValuesToBeUnique(column="account_id"),
-        E.ExpectColumnValuesToNotBeNull(column="created_at"),
-        E.ExpectColumnValuesToBeBetween(column="credit_limit", min_value=0, max_value=10_000_000),
-        E.ExpectColumnValuesToBeInSet(column="home_country", value_set=list(COUNTRIES)),
-        E.ExpectColumnValuesToBeInSet(column="segment", value_set=list(SEGMENTS)),
-    ]
-
-
 def run_suite(df: pd.DataFrame, name: str, expectations: list[Any], example_rows: int) -> tuple[ValidationReport, dict[str, list[int]]]:
     """Validate ``df``; return the report and, per failed row-level expectation, the bad row positions."""
     import great_expectations as gx
@@ -221,28 +180,33 @@ def run_suite(df: pd.DataFrame, name: str, expectations: list[Any], example_rows
     return ValidationReport(table=name, rows=len(frame), success=bool(res.success), outcomes=outcomes), bad_rows
 
 
-def validate_raw(
-    transactions: pd.DataFrame,
-    accounts: pd.DataFrame,
-    cfg: ValidationConfig,
-    now: datetime | None = None,
-) -> tuple[ValidationReport, pd.DataFrame, pd.DataFrame]:
-    """Validate; with ``cfg.quarantine``, split off bad rows.
+def validate_tables(tables: dict[str, pd.DataFrame], suites: list[Any], cfg: ValidationConfig,
+                    rebuild: Any = None) -> tuple[ValidationReport, dict[str, pd.DataFrame], pd.DataFrame]:
+    """Run the suites in order; with ``cfg.quarantine``, split bad rows off the quarantinable (event) table.
 
-    Returns (report, clean transactions, quarantined rows with a ``quarantine_reason`` column).
+    ``rebuild(tables) -> suites`` makes the suites again for the re-check of the clean rows (suites may
+    depend on the data, e.g. a set of known ids); default: the same suites.
+    Returns (the report of the event table, or of the first failing table; the clean tables;
+    the quarantined rows with a ``quarantine_reason`` column).
     """
-    now = now or datetime.now(UTC)
-    acc_report, _ = run_suite(accounts, "accounts", account_suite(), cfg.example_rows)
-    if not acc_report.success:
-        return acc_report, transactions.iloc[0:0], transactions.iloc[0:0]
-    tx = transactions.reset_index(drop=True)
-    report, bad = run_suite(tx, "transactions", transaction_suite(cfg, accounts["account_id"].to_numpy(), now), cfg.example_rows)
+    tables = dict(tables)
+    event = next((s for s in suites if s.quarantine), suites[-1])
+    for suite in suites:
+        if suite is event:
+            continue
+        report, _ = run_suite(tables[suite.table], suite.table, suite.expectations, cfg.example_rows)
+        if not report.success:
+            df = tables[event.table]
+            return report, tables, df.iloc[0:0]
+    tx = tables[event.table].reset_index(drop=True)
+    tables[event.table] = tx
+    report, bad = run_suite(tx, event.table, event.expectations, cfg.example_rows)
     empty = tx.iloc[0:0].assign(quarantine_reason=pd.Series(dtype=object))
-    if report.success or not cfg.quarantine:
-        return report, tx, empty
+    if report.success or not cfg.quarantine or not event.quarantine:
+        return report, tables, empty
     table_failures = [o for o in report.failed if not o.row_level]
     if table_failures:
-        return report, tx, empty  # cannot be fixed by setting rows aside
+        return report, tables, empty  # cannot be fixed by setting rows aside
     reasons = pd.Series([[] for _ in range(len(tx))], dtype=object)
     for key, idx in bad.items():
         for i in idx:
@@ -265,14 +229,17 @@ def validate_raw(
             )
         )
         report.success = False
-        return report, tx, empty
+        return report, tables, empty
     # prove the rest is clean: validate it again
-    recheck, _ = run_suite(clean, "transactions", transaction_suite(cfg, accounts["account_id"].to_numpy(), now), cfg.example_rows)
+    clean_tables = {**tables, event.table: clean}
+    again = rebuild(clean_tables) if rebuild is not None else suites
+    recheck_suite = next((s for s in again if s.table == event.table), event)
+    recheck, _ = run_suite(clean, event.table, recheck_suite.expectations, cfg.example_rows)
     report.clean_rows = len(clean)
     report.success = recheck.success
     if not recheck.success:
         report.outcomes.extend(o for o in recheck.failed)
-    return report, clean, quarantine
+    return report, clean_tables, quarantine
 
 
 def write_report(report: ValidationReport, folder: Path) -> dict[str, Path]:

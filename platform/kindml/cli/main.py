@@ -17,6 +17,7 @@ from kindml.errors import KindmlError
 # Each module defines ``register(app: typer.Typer) -> None``. Imports inside
 # the modules are lazy so that `kindml --help` stays fast.
 _MODULES = (
+    "kindml.cli.run_cmd",
     "kindml.cli.capstone_cmd",
     "kindml.cli.pipeline_cmd",
     "kindml.cli.config_cmd",
@@ -32,9 +33,11 @@ _MODULES = (
 
 HELP = """kindml: a Kubeflow-based ML platform kit for your laptop.
 
-Runs the capstone pipeline (ingest → validate → features → train → evaluate →
-export → register) on the embedded default (kfp.local, Feast, Ray, MLflow) or
-on a kind cluster. All state lives in the workspace (./.kindml or $KINDML_HOME).
+Runs ML pipelines (ingest → validate → features → train → evaluate → export →
+register → deploy → monitor) — the built-in capstones (`kindml pipeline list`)
+or your own (`kindml init NAME`, `kindml run FILE`) — on the embedded default
+(kfp.local, Feast, Ray, MLflow, KServe, Prometheus) or on a kind cluster.
+All state lives in the workspace (./.kindml or $KINDML_HOME).
 """
 
 

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     models_app = typer.Typer(help="Registered models (MLflow registry) and their lineage.", no_args_is_help=True)
 
     @models_app.command("list")
-    def list_models(name: str = typer.Option(None, help="Model name (default from config)."), output: Output = OUTPUT_OPTION) -> None:
+    def list_models(name: str = typer.Option(None, help="Model name (default: every registered model)."), output: Output = OUTPUT_OPTION) -> None:
         """List the versions of a model with aliases and key lineage tags."""
         from kindml import registry
         from kindml.runtime import RuntimeEnv
@@ -23,9 +23,15 @@ def register(app: typer.Typer) -> None:
             emit([], output, f"no models registered yet (registry: {ws.mlflow})")
             return
         env = RuntimeEnv.local(cfg, ws)
-        versions = registry.list_versions(env.mlflow_tracking_uri, name or cfg.registry.model_name)
+        names = [name] if name else registry.list_models(env.mlflow_tracking_uri)
+        versions = [v for n in names for v in registry.list_versions(env.mlflow_tracking_uri, n)]
         rows = [v.to_dict() for v in versions]
-        lines = [f"{v.name} v{v.version}  {','.join(v.aliases) or '-':<10} auc={v.tags.get('kindml.roc_auc', '-')}  run={v.tags.get('kindml.pipeline_run_id', '-')}" for v in versions]
+
+        def score(v: registry.ModelRef) -> str:
+            metric = v.tags.get("kindml.gate_metric") or "roc_auc"
+            return f"{metric}={v.tags.get(f'kindml.{metric}', '-')}"
+
+        lines = [f"{v.name} v{v.version}  {','.join(v.aliases) or '-':<10} {score(v)}  run={v.tags.get('kindml.pipeline_run_id', '-')}" for v in versions]
         emit(rows, output, "\n".join(lines) if lines else "no versions registered")
 
     @models_app.command("show")

@@ -1,4 +1,4 @@
-"""`kindml runs list|show`: the capstone runs recorded in the workspace."""
+"""`kindml runs list|show`: the pipeline runs recorded in the workspace."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ def register(app: typer.Typer) -> None:
         rows = []
         for p in ws.list_runs():
             s = _load(p)
-            rows.append({"run_id": s.get("run_id"), "status": s.get("status"), "target": s.get("target"),
+            metric = (s.get("gate") or {}).get("metric") or "roc_auc"
+            rows.append({"run_id": s.get("run_id"), "status": s.get("status"), "target": s.get("target"), "pipeline": s.get("pipeline"),
+                         "metric": metric, "score": (s.get("metrics") or {}).get(metric),
                          "roc_auc": (s.get("metrics") or {}).get("roc_auc"), "model_version": (s.get("model") or {}).get("version"),
                          "started": s.get("started")})
-        lines = [f"{r['run_id']}  {r['status']:<10} auc={r['roc_auc'] if r['roc_auc'] is not None else '-'}  model v{r['model_version'] or '-'}" for r in rows]
+        lines = [f"{r['run_id']}  {r['status']:<10} {r['metric']}={r['score'] if r['score'] is not None else '-'}  model v{r['model_version'] or '-'}"
+                 for r in rows]
         emit(rows, output, "\n".join(lines) if lines else f"no runs yet in {ws.runs}")
 
     @runs_app.command("show")
@@ -42,7 +45,7 @@ def register(app: typer.Typer) -> None:
             path = latest
         else:
             if "/" in run_id or "\\" in run_id or run_id.startswith("."):
-                raise UsageError(f"{run_id!r} is not a run id", "Run ids look like capstone-20261123-101500-ab12cd; see `kindml runs list`.")
+                raise UsageError(f"{run_id!r} is not a run id", "Run ids look like fraud-20261123-101500-ab12cd; see `kindml runs list`.")
             path = ws.run_dir(run_id)
             if not (path / "summary.json").is_file():
                 raise UsageError(f"no run {run_id!r} in {ws.runs}", "See `kindml runs list` for the run ids.")

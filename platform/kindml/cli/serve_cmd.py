@@ -9,13 +9,27 @@ import typer
 from kindml.cli.common import OUTPUT_OPTION, Output, emit, state
 
 
+def default_model() -> str:
+    """``--model`` when none is given: the default capstone's model (its champion)."""
+    from kindml.pipelines import CAPSTONES, DEFAULT_CAPSTONE
+
+    return CAPSTONES[DEFAULT_CAPSTONE].workload_class().model_name
+
+
+def serving_config(workload_ref: str):  # type: ignore[no-untyped-def]
+    from kindml.workload.loader import workload_config
+
+    return workload_config(workload_ref, state().config_path)
+
+
 def register(app: typer.Typer) -> None:
     s_app = typer.Typer(help="Serve a registered model with KServe's ModelServer (REST v1 + v2, /metrics).", no_args_is_help=True)
 
     @s_app.command("run")
     def run(
         model: str = typer.Option(None, "--model", help="NAME, NAME@VERSION or NAME@ALIAS from the registry (default: the champion)."),
-        model_dir: Path = typer.Option(None, "--model-dir", help="Serve this folder instead (model.onnx + preprocessing.json), e.g. /mnt/models on a cluster."),
+        model_dir: Path = typer.Option(None, "--model-dir", help="Serve this folder instead (an exported bundle: model.onnx, workload.json, ...), e.g. /mnt/models on a cluster."),
+        workload: str = typer.Option(None, "--workload", help="The bundle's workload (module or .py file), if its workload.json does not name one."),
         name: str = typer.Option(None, "--name", help="Model name to serve under (default: from the bundle)."),
         version: str = typer.Option(None, "--version", help="Version label (default: from the bundle)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Bind address. KServe's own default is 0.0.0.0; kindml binds loopback unless told otherwise."),
@@ -29,13 +43,16 @@ def register(app: typer.Typer) -> None:
         from kindml.serving.online import features_for
         from kindml.serving.predictor import ModelBundle, make_predictor
         from kindml.serving.server import serve_foreground
+        from kindml.workload.loader import instantiate
 
-        cfg = state().config()
-        ws = state().workspace(cfg).ensure()
+        base = state().config()
+        ws = state().workspace(base).ensure()
         if model_dir is not None:
-            bundle = ModelBundle.from_folder(model_dir, name, version)
+            bundle = ModelBundle.from_folder(model_dir, name, version, workload)
         else:
-            bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model)
+            bundle = fetch_bundle(base, ws, RuntimeEnv.local(base, ws).mlflow_tracking_uri, model or default_model())
+        cfg = serving_config(bundle.workload)
+        kit = instantiate(bundle.workload, cfg).model_kit()
         monitor = None
         prof = profile_path(bundle)
         if prof is not None and not no_drift:
@@ -43,7 +60,8 @@ def register(app: typer.Typer) -> None:
             from kindml.monitoring.profile import load_profile
 
             monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=window)
-        predictor = make_predictor(bundle, features_for(cfg, ws), cfg.evaluate.threshold, monitor, drift_enabled=not no_drift)
+        features = features_for(cfg, ws, bundle.feature_service) if bundle.feature_service else None
+        predictor = make_predictor(bundle, kit, features, monitor, drift_enabled=not no_drift)
         serve_foreground(predictor, host, port)
 
     @s_app.command("start")
@@ -60,7 +78,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = state().config()
         ws = state().workspace(cfg).ensure()
-        bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model)
+        bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model or default_model())
         st = start_background(ws, bundle.folder, bundle.name, bundle.version, host, port)
         d = st.__dict__ | {"url": st.url}
         emit(d, output, f"{st.model} v{st.version} ready at {st.url}/v1/models/{st.model}:predict (metrics: {st.url}/metrics, pid {st.pid})")

@@ -1,1 +1,1 @@
-"""Data: the schema, a seeded fraud-transaction generator and loaders for your own files."""
+"""Reading, checking and writing raw tables (:mod:`kindml.data.load`); generators live with their workloads."""

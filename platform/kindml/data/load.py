@@ -1,9 +1,9 @@
-"""Reading and writing raw data, with the schema checked on the way in.
+"""Reading and writing raw tables, with the schema checked on the way in.
 
-Bring-your-own data: a folder holding ``transactions.parquet`` (or ``.csv``)
-and ``accounts.parquet`` (or ``.csv``) with the columns of
-:mod:`kindml.data.schema`. A missing or mistyped column is a
-:class:`~kindml.errors.DataError` naming the file and column.
+Bring-your-own data: a folder holding one ``<table>.parquet`` (or ``.csv``) per
+table of the workload's schema (``Workload.schemas``, printed by ``kindml data
+schema``). A missing or mistyped column is a :class:`~kindml.errors.DataError`
+naming the file and column.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kindml.data.schema import ACCOUNT_COLUMNS, TRANSACTION_COLUMNS
 from kindml.errors import DataError
 
 MAX_INPUT_BYTES = 5 * 1024**3
@@ -80,18 +79,19 @@ def coerce(df: pd.DataFrame, columns: dict[str, str], where: str) -> pd.DataFram
     return out
 
 
-def load_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_tables(folder: Path, schemas: dict[str, dict[str, str]]) -> dict[str, pd.DataFrame]:
+    """Every table of ``schemas`` from ``folder`` (parquet or CSV), columns checked and cast."""
     if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder", "Point data.path (or --data) at a folder with transactions.(parquet|csv) and accounts.(parquet|csv).")
-    tx_path, acc_path = _find(folder, "transactions"), _find(folder, "accounts")
-    tx = coerce(_read(tx_path), TRANSACTION_COLUMNS, str(tx_path))
-    acc = coerce(_read(acc_path), ACCOUNT_COLUMNS, str(acc_path))
-    if tx.empty:
-        raise DataError(f"{tx_path} has no rows", "Provide at least a few thousand transactions.")
-    if acc["account_id"].duplicated().any():
-        dup = int(acc["account_id"].duplicated().sum())
-        raise DataError(f"{acc_path}: {dup} duplicated account_id value(s)", "account_id must be unique in the accounts table.")
-    return tx, acc
+        raise DataError(f"{folder} is not a folder",
+                        f"Point data.path (or --data) at a folder with {', '.join(f'{t}.(parquet|csv)' for t in schemas)}.")
+    out = {}
+    for table, columns in schemas.items():
+        path = _find(folder, table)
+        df = coerce(_read(path), columns, str(path))
+        if df.empty:
+            raise DataError(f"{path} has no rows", f"Provide the {table} rows.")
+        out[table] = df
+    return out
 
 
 def content_hash(*frames: pd.DataFrame) -> str:

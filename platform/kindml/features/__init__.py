@@ -1,1 +1,1 @@
-"""Feast feature repo and feature engineering."""
+"""Feast operations on a workload's definitions: offline tables, apply, point-in-time retrieval, materialize (:mod:`kindml.features.store`)."""

@@ -4,7 +4,7 @@ The store is configured in code (``RepoConfig``): a file offline store, and an
 online store that is SQLite by default or Redis when configured. The offline
 tables of each data version live in their own folder (named by the data's
 content hash), so the feature views always point at the data they were built
-from.
+from. The definitions are a workload's (``Workload.feature_repo``).
 
 The registry is a file in the repo folder by default. With ``registry`` set
 to ``host:port`` it is Feast's remote registry (gRPC client of a
@@ -92,39 +92,30 @@ def open_store(repo_dir: Path, project: str, online_store: str = "sqlite", redis
     return FeatureStore(config=repo_config(repo_dir, project, online_store, redis_connection, registry))
 
 
-def write_offline_tables(
-    transactions: pd.DataFrame, accounts: pd.DataFrame, start: pd.Timestamp, days: int, data_dir: Path
-) -> dict[str, int]:
-    """Compute the daily snapshots and write them as the views' parquet sources."""
-    from kindml.features.aggregates import account_daily, merchant_daily
-
+def write_offline_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> dict[str, int]:
+    """Write a workload's offline tables as ``data_dir/<name>.parquet`` (its FileSources point there)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    acc = account_daily(transactions, accounts, start, days)
-    mer = merchant_daily(transactions, start, days)
-    acc.to_parquet(data_dir / "account_daily.parquet", index=False)
-    mer.to_parquet(data_dir / "merchant_daily.parquet", index=False)
-    return {"account_daily_rows": len(acc), "merchant_daily_rows": len(mer)}
+    for name, df in tables.items():
+        df.to_parquet(data_dir / f"{name}.parquet", index=False)
+    return {f"{name}_rows": len(df) for name, df in tables.items()}
 
 
-def apply_definitions(store: Any, data_dir: Path) -> list[str]:
-    from kindml.features.definitions import feature_objects
-
-    objects = feature_objects(data_dir)
+def apply_definitions(store: Any, objects: list[Any]) -> list[str]:
+    """``feast apply`` of the given objects (others in the project stay as they are)."""
     store.apply(objects)
     return sorted(getattr(o, "name", "") for o in objects)
 
 
-def historical_features(store: Any, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+def historical_features(store: Any, entity_df: pd.DataFrame, service: str, row_id: str) -> pd.DataFrame:
     """Point-in-time correct join of the feature service onto ``entity_df``.
 
-    ``entity_df`` needs the join keys and ``event_timestamp``; other columns
-    (transaction fields, the label) pass through. Row order is restored by
-    ``transaction_id`` when present.
+    ``entity_df`` needs the join keys, ``event_timestamp`` and a unique
+    ``row_id`` column; other columns (request fields, the label) pass through.
     """
     if "event_timestamp" not in entity_df.columns:
-        raise DataError("the entity dataframe has no event_timestamp column", "Pass transactions with their timestamps.")
-    if "transaction_id" not in entity_df.columns or not entity_df["transaction_id"].is_unique:
-        raise DataError("the entity dataframe needs a unique transaction_id column", "Deduplicate transactions first.")
+        raise DataError("the entity dataframe has no event_timestamp column", "Pass the events with their timestamps.")
+    if row_id not in entity_df.columns or not entity_df[row_id].is_unique:
+        raise DataError(f"the entity dataframe needs a unique {row_id} column", "Deduplicate the events first.")
     fs = store.get_feature_service(service)
     # Feast's file offline store DROPS an entity row when one view has rows for
     # its key but none inside the TTL, and it drops the WHOLE row, losing the
@@ -138,17 +129,18 @@ def historical_features(store: Any, entity_df: pd.DataFrame, service: str) -> pd
     for projection in fs.feature_view_projections:
         refs = [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
         keys = [c for c in store.get_feature_view(projection.name).join_keys]
-        part = store.get_historical_features(entity_df=base[["transaction_id", "event_timestamp", *keys]], features=refs, full_feature_names=False).to_df()
-        missing = ~base["transaction_id"].isin(part["transaction_id"])
+        part = store.get_historical_features(entity_df=base[[row_id, "event_timestamp", *keys]], features=refs, full_feature_names=False).to_df()
+        missing = ~base[row_id].isin(part[row_id])
         restored = max(restored, int(missing.sum()))
         cols = [f.name for f in projection.features]
-        out = out.merge(part[["transaction_id", *cols]], on="transaction_id", how="left")
+        out = out.merge(part[[row_id, *cols]], on=row_id, how="left")
     out.attrs["restored_rows"] = restored
     return out
 
 
-def materialize(store: Any, start: datetime, end: datetime) -> None:
-    store.materialize(start_date=start, end_date=end)
+def materialize(store: Any, start: datetime, end: datetime, views: list[str] | None = None) -> None:
+    """Load the views' values of ``[start, end)`` into the online store (only ``views``, when given)."""
+    store.materialize(start_date=start, end_date=end, feature_views=views)
 
 
 def online_features(store: Any, service: str, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -1,9 +1,10 @@
-"""ONNX export with a parity check against PyTorch."""
+"""ONNX export of a model kit's module, ONNX Runtime sessions, and the parity check against PyTorch."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from kindml.errors import ExportError
+from kindml.model.kit import OnnxSpec
 
 log = logging.getLogger(__name__)
-INPUT_NAME = "features"
-OUTPUT_NAME = "fraud_probability"
 
 
 @dataclass
@@ -31,30 +31,30 @@ class ParityReport:
         return asdict(self)
 
 
-def export_onnx(model: Any, n_inputs: int, path: Path, opset: int) -> None:
-    """Export with a dynamic batch axis (input ``features`` float32[N, n_inputs])."""
+def export_onnx(spec: OnnxSpec, path: Path, opset: int) -> None:
+    """Export ``spec.module`` with the torch.export-based exporter: batch axis 0 of every input (and ``dynamic_axes``) dynamic."""
     import torch
 
-    model.eval()
-    example = torch.zeros(2, n_inputs, dtype=torch.float32)
+    spec.module.eval()
+    example = tuple(torch.from_numpy(np.ascontiguousarray(spec.example[name])) for name in spec.inputs)
+    batch = torch.export.Dim("batch", min=1, max=1_000_000)
+    dims: dict[str, Any] = {}
+    shapes: dict[str, dict[int, Any]] = {}
+    for name in spec.inputs:
+        axes = {0: batch}
+        for axis, dim_name in (spec.dynamic_axes.get(name) or {}).items():
+            if axis != 0:
+                axes[axis] = dims.setdefault(dim_name, torch.export.Dim(dim_name, min=1, max=4096))
+        shapes[name] = axes
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=1_000_000)}},
-                opset_version=opset,
-                dynamo=True,
-                external_data=False,
-                verbose=False,
-            )
+            torch.onnx.export(spec.module, example, str(path), input_names=list(spec.inputs), output_names=list(spec.outputs),
+                              dynamic_shapes=shapes, opset_version=opset, dynamo=True, external_data=False, verbose=False)
         except Exception as exc:
-            raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", "Check the model definition; the exporter needs onnxscript installed.") from exc
+            raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                              "Check the model definition; the exporter needs onnxscript installed.") from exc
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)
@@ -70,19 +70,30 @@ def onnx_session(path: Path, threads: int = 1) -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_predict(session: Any, x: np.ndarray) -> np.ndarray:
-    return session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0].reshape(-1)
+def run_onnx(session: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """All outputs of ``session`` for ``feeds`` (each input cast to the dtype the graph declares)."""
+    types = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(double)": np.float64,
+             "tensor(bool)": np.bool_}
+    inputs = {}
+    for i in session.get_inputs():
+        if i.name not in feeds:
+            raise ExportError(f"the ONNX model needs input {i.name!r}; the kit produced {', '.join(feeds)}",
+                              "The model kit's feeds() must return every input of its ONNX module.")
+        inputs[i.name] = np.ascontiguousarray(feeds[i.name], dtype=types.get(i.type))
+    return session.run(None, inputs)
 
 
-def check_parity(model: Any, onnx_path: Path, x: np.ndarray, tolerance: float, opset: int) -> ParityReport:
+def check_parity(spec: OnnxSpec, onnx_path: Path, feeds: Mapping[str, np.ndarray], tolerance: float, opset: int) -> ParityReport:
+    """Compare the first output of the torch module and of ONNX Runtime on the same feeds."""
     import torch
 
     with torch.no_grad():
-        ref = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy().reshape(-1)
-    got = onnx_predict(onnx_session(onnx_path), x)
-    err = np.abs(ref.astype(np.float64) - got.astype(np.float64))
-    report = ParityReport(
-        rows=int(len(x)),
+        ref = spec.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in spec.inputs))
+    ref = (ref[0] if isinstance(ref, tuple | list) else ref).numpy().astype(np.float64).reshape(-1)
+    got = np.asarray(run_onnx(onnx_session(onnx_path), feeds)[0], dtype=np.float64).reshape(-1)
+    err = np.abs(ref - got)
+    return ParityReport(
+        rows=int(len(next(iter(feeds.values())))),
         max_abs_error=float(err.max()) if len(err) else 0.0,
         mean_abs_error=float(err.mean()) if len(err) else 0.0,
         tolerance=tolerance,
@@ -90,4 +101,3 @@ def check_parity(model: Any, onnx_path: Path, x: np.ndarray, tolerance: float, o
         opset=opset,
         onnx_bytes=onnx_path.stat().st_size,
     )
-    return report

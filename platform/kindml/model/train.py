@@ -1,5 +1,5 @@
-"""Training: a Ray Tune search (ASHA over lr / width / dropout), then a
-distributed Ray Train fit (``TorchTrainer``, DDP over CPU workers).
+"""Training any model kit's recipe: a Ray Tune search (ASHA), then a distributed Ray Train fit
+(``TorchTrainer``, DDP over CPU workers).
 
 Reproducibility: the split is by time, the search space is sampled by a seeded
 searcher, trials run one after another (so ASHA's stopping decisions do not
@@ -9,6 +9,10 @@ seed and data give the same model.
 Fault tolerance: the final fit checkpoints every epoch and survives
 ``train.max_failures`` worker failures by restoring the last checkpoint
 (Ray Train ``FailureConfig``); beyond that it fails with a clear error.
+
+Data: dicts of numpy arrays (``{"train": {...inputs, "y"}, "val": {...}, "meta": {...}}``)
+put into the Ray object store once; the recipe (:class:`~kindml.model.recipe.TorchRecipe`)
+builds the model and computes the loss and the validation metric.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pandas as pd
 
 from kindml.config import TrainConfig
 from kindml.errors import KindmlError
+from kindml.model.recipe import TorchRecipe
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +54,20 @@ class Split:
 
 @dataclass
 class TrainResult:
-    net_config: dict[str, Any]
     best_params: dict[str, Any]
     trials: list[dict[str, Any]]
     history: list[dict[str, float]]
-    val_auc: float
+    val_score: float
+    val_metric: str
     seconds: dict[str, float] = field(default_factory=dict)
     restored_from_checkpoint: bool = False
 
 
-def split_by_time(df: pd.DataFrame, test_fraction: float, val_fraction: float) -> Split:
+def split_by_time(df: pd.DataFrame, test_fraction: float, val_fraction: float, timestamp: str = "event_timestamp",
+                  row_id: str | None = None, label: str | None = None) -> Split:
     """Oldest rows train, then validation, newest held out: no look-ahead."""
-    df = df.sort_values(["event_timestamp", "transaction_id"], kind="stable").reset_index(drop=True)
+    order = [timestamp, row_id] if row_id and row_id in df.columns else [timestamp]
+    df = df.sort_values(order, kind="stable").reset_index(drop=True)
     n = len(df)
     n_test = int(round(n * test_fraction))
     n_val = int(round(n * val_fraction))
@@ -70,9 +77,10 @@ def split_by_time(df: pd.DataFrame, test_fraction: float, val_fraction: float) -
             f"not enough rows to split ({n}: train {n_train}, val {n_val}, test {n_test})",
             "Generate more rows (--rows) or lower train.test_fraction / train.val_fraction.",
         )
-    for part in (df.iloc[:n_train], df.iloc[n_train : n_train + n_val]):
-        if part["is_fraud"].nunique() < 2:
-            raise TrainingFailed("a split has only one class", "Use more rows or days so both classes appear in every split.")
+    if label is not None:
+        for part in (df.iloc[:n_train], df.iloc[n_train : n_train + n_val]):
+            if part[label].nunique() < 2:
+                raise TrainingFailed("a split has only one class", "Use more rows or days so every class appears in every split.")
     return Split(df.iloc[:n_train], df.iloc[n_train : n_train + n_val], df.iloc[n_train + n_val :])
 
 
@@ -92,8 +100,11 @@ def ray_session(num_cpus: int) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
+    # workers import the workload's modules by name: a user's workload folder travels on PYTHONPATH
+    runtime_env = {"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}} if os.environ.get("PYTHONPATH") else None
     ray.init(
         num_cpus=num_cpus,
+        runtime_env=runtime_env,
         include_dashboard=False,
         log_to_driver=False,
         logging_level=logging.WARNING,
@@ -105,56 +116,56 @@ def ray_session(num_cpus: int) -> Iterator[None]:
         ray.shutdown()
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+class DictDataset:
+    """Rows of a dict of equally long arrays; a batch is a dict of tensors (DataLoader's default collate)."""
 
-    return float(roc_auc_score(y, p)) if len(np.unique(y)) > 1 else float("nan")
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+        self.n = len(next(iter(arrays.values())))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {k: v[i] for k, v in self.tensors.items()}
 
 
-def _epoch(model: Any, opt: Any, loader: Any) -> float:
-    import torch
-
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+def _epoch(recipe: TorchRecipe, model: Any, opt: Any, loader: Any) -> float:
     model.train()
     total, count = 0.0, 0
-    for xb, yb in loader:
+    for batch in loader:
         opt.zero_grad()
-        logits = model.logits(xb) if hasattr(model, "logits") else model.module.logits(xb)
-        loss = loss_fn(logits.squeeze(1), yb)
+        loss = recipe.loss(model, batch)
         loss.backward()
         opt.step()
-        total += float(loss) * len(yb)
-        count += len(yb)
+        k = len(batch["y"])
+        total += float(loss) * k
+        count += k
     return total / max(count, 1)
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    net = model.module if hasattr(model, "module") else model
-    net.eval()
-    with torch.no_grad():
-        return net(torch.from_numpy(x)).squeeze(1).numpy()
+def _val(recipe: TorchRecipe, model: Any, val: dict[str, np.ndarray]) -> float:
+    return recipe.score(val["y"], recipe.predict(model, val))
 
 
-def _tune_trial(config: dict[str, Any], data: dict[str, Any]) -> None:
-    """One Tune trial: a single-process fit reporting validation AUC per epoch."""
+def _tune_trial(config: dict[str, Any], data: dict[str, Any], recipe: TorchRecipe) -> None:
+    """One Tune trial: a single-process fit reporting the validation metric per epoch."""
     import torch
     from ray import tune
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from kindml.model.net import FraudMLP, NetConfig
+    from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
     torch.manual_seed(int(config["seed"]))
-    x_tr, y_tr, x_va, y_va = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
-    model = FraudMLP(NetConfig(x_tr.shape[1], width=int(config["width"]), dropout=float(config["dropout"])), data["mean"], data["std"])
-    opt = torch.optim.Adam(model.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    model = recipe.build(config, data["meta"])
+    opt = recipe.optimizer(model, config)
     gen = torch.Generator().manual_seed(int(config["seed"]))
-    loader = DataLoader(TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr)), batch_size=int(config["batch_size"]), shuffle=True, generator=gen)
+    loader = DataLoader(DictDataset(data["train"]), batch_size=int(config["batch_size"]), shuffle=True, generator=gen)
+    key = f"val_{recipe.val_metric}"
     for epoch in range(int(config["epochs"])):
-        loss = _epoch(model, opt, loader)
-        tune.report({"val_auc": _auc(y_va, _predict(model, x_va)), "train_loss": loss, "epoch": epoch + 1})
+        loss = _epoch(recipe, model, opt, loader)
+        tune.report({key: _val(recipe, model, data["val"]), "train_loss": loss, "epoch": epoch + 1})
 
 
 def _train_loop(config: dict[str, Any]) -> None:
@@ -163,19 +174,17 @@ def _train_loop(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from kindml.model.net import FraudMLP, NetConfig
+    from torch.utils.data import DataLoader
 
     torch.set_num_threads(1)
     data = ray.get(config["data_ref"])
+    recipe: TorchRecipe = config["recipe"]
+    params = config["params"]
     seed = int(config["seed"])
     torch.manual_seed(seed)
-    ctx = ray.train.get_context()
-    rank = ctx.get_world_rank()
-    x_tr, y_tr, x_va, y_va = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
-    net = FraudMLP(NetConfig(x_tr.shape[1], width=int(config["width"]), dropout=float(config["dropout"])), data["mean"], data["std"])
-    opt = torch.optim.Adam(net.parameters(), lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
+    rank = ray.train.get_context().get_world_rank()
+    net = recipe.build(params, data["meta"])
+    opt = recipe.optimizer(net, params)
     start_epoch, history, restored = 0, [], False
     ckpt = ray.train.get_checkpoint()
     if ckpt is not None:
@@ -186,9 +195,10 @@ def _train_loop(config: dict[str, Any]) -> None:
         start_epoch, history, restored = state["epoch"], state["history"], True
     model = ray.train.torch.prepare_model(net)
     gen = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr)), batch_size=int(config["batch_size"]), shuffle=True, generator=gen)
+    loader = DataLoader(DictDataset(data["train"]), batch_size=int(config["batch_size"]), shuffle=True, generator=gen)
     loader = ray.train.torch.prepare_data_loader(loader, move_to_device=False)
     fault_epoch = int(os.environ.get("KINDML_FAULT_KILL_WORKER_AT_EPOCH", "-1"))  # fault-injection hook for tests
+    key = f"val_{recipe.val_metric}"
     for epoch in range(start_epoch, int(config["epochs"])):
         if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
@@ -197,33 +207,22 @@ def _train_loop(config: dict[str, Any]) -> None:
             marker.write_text("killed", encoding="utf-8")  # inject once per run
             time.sleep(3)  # mid-epoch, after the previous epoch's checkpoint has been registered
             os._exit(1)  # simulate a worker process dying
-        loss = _epoch(model, opt, loader)
-        val_auc = _auc(y_va, _predict(model, x_va))
-        history.append({"epoch": epoch + 1, "train_loss": loss, "val_auc": val_auc})
-        metrics = {"epoch": epoch + 1, "train_loss": loss, "val_auc": val_auc, "restored": restored}
+        loss = _epoch(recipe, model, opt, loader)
+        score = _val(recipe, model, data["val"])
+        history.append({"epoch": epoch + 1, "train_loss": loss, key: score})
+        metrics = {"epoch": epoch + 1, "train_loss": loss, key: score, "restored": restored}
         if rank == 0:
             with tempfile.TemporaryDirectory() as tmp:
-                torch.save(
-                    {"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history, "net_config": net.cfg.to_dict()},
-                    Path(tmp) / "state.pt",
-                )
+                torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history},
+                           Path(tmp) / "state.pt")
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)
 
 
-def tune_then_fit(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    mean: list[float],
-    std: list[float],
-    cfg: TrainConfig,
-    storage: Path,
-    out_dir: Path,
-) -> TrainResult:
-    """Run the search and the distributed fit; write ``model.pt`` into ``out_dir``."""
+def tune_then_fit(recipe: TorchRecipe, train: dict[str, np.ndarray], val: dict[str, np.ndarray], meta: dict[str, Any],
+                  cfg: TrainConfig, storage: Path, out_dir: Path) -> TrainResult:
+    """Run the search and the distributed fit; write ``model.pt`` (the recipe's format) into ``out_dir``."""
     import ray
     import torch
     from ray import train as ray_train
@@ -232,33 +231,17 @@ def tune_then_fit(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from kindml.model.net import FraudMLP, NetConfig, save_model
-
     storage.mkdir(parents=True, exist_ok=True)
-    data = {
-        "x_train": x_train.astype(np.float32),
-        "y_train": y_train.astype(np.float32),
-        "x_val": x_val.astype(np.float32),
-        "y_val": y_val.astype(np.float32),
-        "mean": mean,
-        "std": std,
-    }
+    data = {"train": train, "val": val, "meta": meta}
+    key = f"val_{recipe.val_metric}"
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    space = {
-        "lr": tune.loguniform(5e-4, 1e-2),
-        "width": tune.choice([32, 64, 128]),
-        "dropout": tune.choice([0.0, 0.1, 0.2]),
-        "weight_decay": tune.choice([0.0, 1e-5, 1e-4]),
-        "batch_size": cfg.batch_size,
-        "epochs": cfg.tune_epochs,
-        "seed": cfg.seed,
-    }
+    space = recipe.search_space(cfg)
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(_tune_trial, data=data), {"cpu": 1}),
+        tune.with_resources(tune.with_parameters(_tune_trial, data=data, recipe=recipe), {"cpu": 1}),
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric="val_auc",
+            metric=key,
             mode="max",
             num_samples=cfg.tune_trials,
             max_concurrent_trials=1,
@@ -268,26 +251,26 @@ def tune_then_fit(
         run_config=tune.RunConfig(name="tune", storage_path=str(storage), verbose=0),
     )
     grid = tuner.fit()
+    tuned = recipe.tuned or tuple(k for k in space if k not in ("batch_size", "epochs", "seed"))
     trials = []
     for r in grid:
         if r.error:
             continue
-        trials.append(
-            {k: r.config[k] for k in ("lr", "width", "dropout", "weight_decay")}
-            | {"val_auc": float(r.metrics.get("val_auc", float("nan"))), "epochs_run": int(r.metrics.get("epoch", 0))}
-        )
+        trials.append({k: r.config[k] for k in tuned}
+                      | {key: float(r.metrics.get(key, float("nan"))), "epochs_run": int(r.metrics.get("epoch", 0))})
     if not trials:
         raise TrainingFailed("every Ray Tune trial failed", f"See the trial logs under {storage / 'tune'}.")
-    best = grid.get_best_result(metric="val_auc", mode="max", scope="last")
-    best_params = {k: best.config[k] for k in ("lr", "width", "dropout", "weight_decay")}
+    best = grid.get_best_result(metric=key, mode="max", scope="last")
+    best_params = {k: best.config[k] for k in tuned}
     seconds["tune"] = round(time.perf_counter() - t0, 2)
 
     t1 = time.perf_counter()
+    params = {**{k: v for k, v in best.config.items() if k not in ("epochs",)}, "batch_size": cfg.batch_size, "seed": cfg.seed}
     data_ref = ray.put(data)
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config={**best_params, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "seed": cfg.seed, "data_ref": data_ref,
-                           "fault_marker": str(storage / "fault-injected")},
+        train_loop_config={"params": params, "recipe": recipe, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "seed": cfg.seed,
+                           "data_ref": data_ref, "fault_marker": str(storage / "fault-injected")},
         scaling_config=ray_train.ScalingConfig(num_workers=cfg.workers, use_gpu=False, resources_per_worker={"CPU": cfg.cpus_per_worker}),
         run_config=ray_train.RunConfig(
             name="fit",
@@ -308,19 +291,19 @@ def tune_then_fit(
     with result.checkpoint.as_directory() as d:
         state = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=False)
     seconds["fit"] = round(time.perf_counter() - t1, 2)
-    net = FraudMLP(NetConfig(**state["net_config"]), mean, std)
+    net = recipe.build(params, meta)
     net.load_state_dict(state["model"])
     net.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(net, out_dir / "model.pt")
+    recipe.save(net, params, meta, out_dir / "model.pt")
     history = state["history"]
     restored = bool(result.metrics.get("restored", False)) if result.metrics else False
     return TrainResult(
-        net_config=net.cfg.to_dict(),
         best_params=best_params,
         trials=trials,
         history=history,
-        val_auc=float(history[-1]["val_auc"]) if history else float("nan"),
+        val_score=float(history[-1][key]) if history else float("nan"),
+        val_metric=recipe.val_metric,
         seconds=seconds,
         restored_from_checkpoint=restored,
     )

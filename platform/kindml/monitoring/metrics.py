@@ -20,8 +20,9 @@ name{labels}                                                type       meaning
 ``kindml_requests_total{model,version,code}``               counter    prediction requests by HTTP status code
 ``kindml_request_latency_seconds{model,version}``           histogram  server-side latency of successful (2xx)
                                                                        requests, buckets 0.5 ms .. 1 s
-``kindml_unknown_accounts_total{model,version}``            counter    rows scored with default features because the
-                                                                       account has no online features
+``kindml_unknown_entities_total{model,version,entity}``      counter    rows scored with default features because the
+                                                                       entity (a Feast join key, e.g. ``account_id``)
+                                                                       has no fresh online features
 ``kindml_online_store_errors_total{model,version}``         counter    online-store lookups that failed (degraded)
 ==========================================================  =========  ==============================================
 
@@ -81,7 +82,7 @@ PREDICTION_DRIFT = "kindml_prediction_drift"
 WINDOW_SAMPLES = "kindml_window_samples"
 REQUESTS = "kindml_requests_total"
 LATENCY = "kindml_request_latency_seconds"
-UNKNOWN_ACCOUNTS = "kindml_unknown_accounts_total"
+UNKNOWN_ENTITIES = "kindml_unknown_entities_total"
 STORE_ERRORS = "kindml_online_store_errors_total"
 
 
@@ -160,7 +161,7 @@ class KindmlMetrics:
     registry: Any
     requests: Any
     latency: Any
-    unknown_accounts: Any
+    unknown_entities: Any
     store_errors: Any
     drift: DriftCollector
 
@@ -169,7 +170,6 @@ class KindmlMetrics:
         for code in PREINITIALISED_CODES:
             self.requests.labels(model, version, code)
         self.latency.labels(model, version)
-        self.unknown_accounts.labels(model, version)
         self.store_errors.labels(model, version)
 
     def record_request(self, model: str, version: str, code: Any, seconds: float) -> None:
@@ -178,9 +178,9 @@ class KindmlMetrics:
         if c.startswith("2"):
             self.latency.labels(model, version).observe(seconds)
 
-    def count_unknown_accounts(self, model: str, version: str, n: int = 1) -> None:
+    def count_unknown_entities(self, model: str, version: str, entity: str, n: int = 1) -> None:
         if n > 0:
-            self.unknown_accounts.labels(model, version).inc(n)
+            self.unknown_entities.labels(model, version, entity).inc(n)
 
     def count_online_store_error(self, model: str, version: str, n: int = 1) -> None:
         if n > 0:
@@ -208,8 +208,8 @@ def register_metrics(registry: Any = None) -> KindmlMetrics:
             requests=Counter("kindml_requests", "Prediction requests by HTTP status code.", ["model", "version", "code"], registry=registry),
             latency=Histogram("kindml_request_latency_seconds", "Server-side latency of successful prediction requests.",
                               ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry),
-            unknown_accounts=Counter("kindml_unknown_accounts", "Rows scored with default features: the account has no online features.",
-                                     ["model", "version"], registry=registry),
+            unknown_entities=Counter("kindml_unknown_entities", "Rows scored with default features: the entity has no fresh online features.",
+                                     ["model", "version", "entity"], registry=registry),
             store_errors=Counter("kindml_online_store_errors", "Online feature store lookups that failed (degraded answers).",
                                  ["model", "version"], registry=registry),
             drift=DriftCollector(),
@@ -251,8 +251,8 @@ def record_request(model: str, version: str, code: Any, seconds: float, registry
     _metrics_for(model, version, registry).record_request(model, version, code, seconds)
 
 
-def count_unknown_accounts(model: str, version: str, n: int = 1, registry: Any = None) -> None:
-    _metrics_for(model, version, registry).count_unknown_accounts(model, version, n)
+def count_unknown_entities(model: str, version: str, entity: str, n: int = 1, registry: Any = None) -> None:
+    _metrics_for(model, version, registry).count_unknown_entities(model, version, entity, n)
 
 
 def count_online_store_error(model: str, version: str, n: int = 1, registry: Any = None) -> None:

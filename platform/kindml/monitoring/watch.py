@@ -33,15 +33,18 @@ def record(ws: Workspace, decision: dict[str, Any]) -> Path:
 
 
 def retrain(cfg: KindmlConfig, ws: Workspace, trigger: list[dict[str, Any]], run_capstone: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    """Run the capstone on recent (drifted) data without serving; the gate decides promotion."""
+    """Run the served model's pipeline on recent (drifted) data without serving; the gate decides promotion."""
     recent = cfg.with_overrides({"data.history_drift": cfg.data.drift, "data.seed": cfg.data.seed + 1}, source="monitor watch")
     summary = run_capstone(recent, ws, serve=False)
     model = summary.get("model") or {}
+    metric = (summary.get("gate") or {}).get("metric")
     decision = {
         "at": datetime.now(UTC).isoformat(),
         "trigger": [{"alertname": a["labels"]["alertname"], "feature": a["labels"].get("feature"), "activeAt": a.get("activeAt")} for a in trigger],
         "challenger_run": summary["run_id"],
         "challenger_version": model.get("version"),
+        "metric": metric,
+        "score": (summary.get("metrics") or {}).get(metric) if metric else None,
         "roc_auc": (summary.get("metrics") or {}).get("roc_auc"),
         "gate": summary.get("gate"),
         "promoted": bool(model.get("promoted")),

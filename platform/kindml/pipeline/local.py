@@ -1,15 +1,21 @@
-"""Run the capstone on the embedded default with kfp.local (SubprocessRunner).
+"""Run any KFP v2 pipeline on the embedded default with kfp.local (SubprocessRunner).
 
+A built-in capstone, a user's pipeline file or compiled IR (:mod:`kindml.pipeline.source`).
 kfp.local runs each component in a subprocess of this interpreter and prints
 the task logs to ``sys.stdout``. The driver captures that stream into the
 run's ``logs/pipeline.log``, turns "Executing task"/"finished with status"
 lines into progress and per-stage timings, and writes
 ``.kindml/runs/<run_id>/summary.json``.
 
+Where things live (MLflow, the Feast repo, Redis) reaches the components as
+``KINDML_RUNTIME_ENV`` in their environment; the run's id as ``KINDML_RUN_ID``;
+a pipeline file's folder is put on ``PYTHONPATH`` so its workload module
+imports in every task and Ray worker.
+
 Caching is on with a cache root per run: a fresh run computes everything,
 ``--resume RUN_ID`` re-runs the same parameters and reuses every stage that
-completed (register is never cached: it is the one stage with an external
-side effect, and it only creates a version after all its files are logged).
+completed (register is cached too: a resumed run must not register the same
+model twice; it only creates a version after all its files are logged).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any, TextIO
 
 from kindml.config import KindmlConfig
 from kindml.errors import KindmlError, PipelineFailed, UsageError, ValidationFailed
+from kindml.pipeline.source import PipelineSource
 from kindml.runtime import RuntimeEnv
 from kindml.workspace import Workspace, atomic_write_json
 
@@ -44,24 +51,44 @@ _HIT = re.compile(r"Task '?(?P<task>[\w-]+)'? cache hit")
 ProgressFn = Callable[[str, str, float | None], None]  # (stage, event: start|succeeded|failed|cached, seconds)
 
 
-def pipeline_params(cfg: KindmlConfig, env: RuntimeEnv, run_id: str, serve: bool = True) -> dict[str, Any]:
-    """The capstone's parameters from the effective config."""
-    return {
-        "config_json": cfg.model_dump_json(),
-        "env_json": env.model_dump_json(),
-        "run_id": run_id,
-        "rows": cfg.data.rows,
-        "days": cfg.data.days,
-        "seed": cfg.data.seed,
-        "corruption_rate": cfg.data.corruption.rate,
-        "quarantine": cfg.validation.quarantine,
-        "workers": cfg.train.workers,
-        "epochs": cfg.train.epochs,
-        "tune_trials": cfg.train.tune_trials,
-        "min_roc_auc": cfg.evaluate.min_roc_auc,
-        "drift": cfg.data.drift,
-        "serve": serve,
-    }
+# pipeline parameter → the config field that sets it (a capstone's parameters mirror the config)
+PARAM_CONFIG: dict[str, str] = {
+    "rows": "data.rows",
+    "days": "data.days",
+    "seed": "data.seed",
+    "corruption_rate": "data.corruption.rate",
+    "quarantine": "validation.quarantine",
+    "workers": "train.workers",
+    "epochs": "train.epochs",
+    "tune_trials": "train.tune_trials",
+    "min_roc_auc": "evaluate.min_score",
+    "min_score": "evaluate.min_score",
+    "drift": "data.drift",
+}
+
+
+def _config_value(cfg: KindmlConfig, dotted: str) -> Any:
+    cur: Any = cfg
+    for part in dotted.split("."):
+        cur = getattr(cur, part)
+    return cur
+
+
+def pipeline_params(declared: dict[str, dict[str, Any]], cfg: KindmlConfig, run_id: str, serve: bool = True,
+                    given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The arguments of a pipeline call: what it declares, filled from the effective config, then ``given`` (``--param``)."""
+    params: dict[str, Any] = {}
+    for name in declared:
+        if name == "config_json":
+            params[name] = cfg.model_dump_json()
+        elif name == "run_id":
+            params[name] = run_id
+        elif name == "serve":
+            params[name] = serve
+        elif name in PARAM_CONFIG:
+            params[name] = _config_value(cfg, PARAM_CONFIG[name])
+    params.update(given or {})
+    return params
 
 
 @dataclass
@@ -164,7 +191,9 @@ def _read_json(path: Path | None) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stages: tuple[str, ...]) -> dict[str, Any]:
+def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stages: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    from kindml.model.metrics import summary_metrics
+
     kfp_root = run_dir / "kfp"
     summary = dict(base)
     skipped = set() if base.get("params", {}).get("serve", True) else {"deploy", "monitor"}
@@ -177,13 +206,20 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     deployed = _read_json(_find_one(kfp_root, "deployed/deployed.json"))
     monitoring = _read_json(_find_one(kfp_root, "monitoring/monitor.json"))
     train_report = _read_json(_find_one(kfp_root, "model/train_report.json"))
-    summary["metrics"] = {k: metrics[k] for k in ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece", "rows", "positives") if k in metrics}
+    summary["metrics"] = summary_metrics(metrics) if metrics else {}
+    if metrics.get("baselines"):
+        summary["baselines"] = {name: {k: v for k, v in b.items() if isinstance(v, int | float | str)} for name, b in metrics["baselines"].items()}
     if train_report:
-        summary["metrics"]["val_auc"] = train_report.get("val_auc")
+        key = train_report.get("val_metric", "val_auc")
+        summary["metrics"][key] = train_report.get(key)
         summary["training"] = {"best_params": train_report.get("best_params"), "trials": len(train_report.get("trials") or []),
                                "mlflow_run_id": train_report.get("mlflow_run_id"), "seconds": train_report.get("seconds")}
     summary["gate"] = gate
-    summary["data"] = {k: ingest[k] for k in ("rows", "accounts", "fraud_rate", "content_hash", "window_start", "window_end") if k in ingest} if ingest else None
+    if ingest:
+        keys = ("rows", *(k for k in ingest if k not in _INGEST_DETAIL), "content_hash", "window_start", "window_end")
+        summary["data"] = {k: ingest[k] for k in dict.fromkeys(keys) if k in ingest}
+    else:
+        summary["data"] = None
     summary["validation"] = validation
     summary["model"] = (
         {"name": registered["name"], "version": registered["version"], "promoted": registered["promoted"], "alias": registered["alias"],
@@ -198,22 +234,28 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     return summary
 
 
-def run_capstone(
+# ingest.json entries that are details of the run, not facts about the data (summary["data"] leaves them out)
+_INGEST_DETAIL = frozenset({"workload", "source", "path", "seed", "history_drift", "days", "corruption", "tables", "window_start",
+                            "window_end", "content_hash", "rows"})
+
+
+def run_pipeline(
+    source: PipelineSource,
     cfg: KindmlConfig,
     ws: Workspace,
     run_id: str | None = None,
     resume: bool = False,
     on_event: ProgressFn | None = None,
     echo_logs: bool = False,
-    env_overrides: dict[str, str] | None = None,
     serve: bool = True,
+    given: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the capstone with kfp.local; returns the summary (also written to summary.json).
+    """Run ``source`` with kfp.local; returns the summary (also written to summary.json).
 
     Raises the failing stage's :class:`KindmlError` (e.g. ValidationFailed)
     after the summary with ``status: failed`` has been written.
     """
-    from kindml.pipelines.capstone import STAGES
+    from kindml.pipeline.source import parameters, tasks
 
     ws.ensure()
     if resume:
@@ -222,37 +264,49 @@ def run_capstone(
         run_dir = ws.run_dir(run_id)
         params_file = run_dir / "params.json"
         if not params_file.is_file():
-            raise UsageError(f"run {run_id!r} has no saved parameters in {run_dir}", "Only runs started by `kindml capstone` can be resumed; see `kindml runs list`.")
-        params = json.loads(params_file.read_text(encoding="utf-8"))
+            raise UsageError(f"run {run_id!r} has no saved parameters in {run_dir}", "Only runs started by `kindml run` can be resumed; see `kindml runs list`.")
+        saved = json.loads(params_file.read_text(encoding="utf-8"))
+        source = PipelineSource.from_dict(saved["source"])
+        params = saved["params"]
+        if source.folder is not None:
+            from kindml.workload.loader import add_search_path
+
+            add_search_path(source.folder)
+        func = source.load()
     else:
-        run_id = run_id or ws.new_run_id()
+        func = source.load()
+        run_id = run_id or ws.new_run_id(source.name)
         run_dir = ws.run_dir(run_id)
         if (run_dir / "params.json").exists():
-            raise UsageError(f"run {run_id!r} already exists", f"Resume it with `kindml capstone --resume {run_id}` or pick a new id.")
-        redis = ""
-        if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
-            from kindml.services.redis import ensure_redis
+            raise UsageError(f"run {run_id!r} already exists", f"Resume it with `kindml run --resume {run_id}` or pick a new id.")
+        declared = parameters(func)
+        unknown = sorted(set(given or {}) - set(declared))
+        if unknown:
+            raise UsageError(f"pipeline {source.name} has no parameter(s) {', '.join(unknown)}",
+                             f"Its parameters: {', '.join(declared) or '(none)'}.")
+        params = pipeline_params(declared, cfg, run_id, serve, given)
+        atomic_write_json(run_dir / "params.json", {"source": source.describe(), "params": params})
+    redis = ""
+    if cfg.features.online_store == "redis" and not cfg.features.redis_connection:
+        from kindml.services.redis import ensure_redis
 
-            redis = ensure_redis(ws)  # Debian's redis-server on 127.0.0.1, kept running for serving
-        env = RuntimeEnv.local(cfg, ws, redis_connection=redis, git_commit=git_commit(), **(env_overrides or {}))
-        params = pipeline_params(cfg, env, run_id, serve)
-        atomic_write_json(run_dir / "params.json", params)
+        redis = ensure_redis(ws)  # Debian's redis-server on 127.0.0.1, kept running for serving
+    env = RuntimeEnv.local(cfg, ws, redis_connection=redis, git_commit=git_commit())
+    stages = tasks(func)
     started = datetime.now(UTC)
     base = {
-        "run_id": run_id, "target": "local", "pipeline": "capstone", "status": "running",
+        "run_id": run_id, "target": "local", "pipeline": source.name, "workload": source.workload, "status": "running",
         "started": started.isoformat(), "finished": None, "seconds": None, "run_dir": str(run_dir),
         "params": {k: v for k, v in params.items() if k not in ("config_json", "env_json")},
     }
     clock = StageClock(on_event=on_event)
-    atomic_write_json(run_dir / "summary.json", collect_summary(run_dir, base, clock, STAGES))
+    atomic_write_json(run_dir / "summary.json", collect_summary(run_dir, base, clock, stages))
     # stale failure notes of an interrupted attempt must not be mistaken for this one
     for old in (run_dir / "errors").glob("*.json") if (run_dir / "errors").is_dir() else []:
         old.unlink()
 
     import kfp.local
     from kfp.local import SubprocessRunner
-
-    from kindml.pipelines.capstone import capstone
 
     kfp.local.init(
         runner=SubprocessRunner(use_venv=False),
@@ -263,9 +317,10 @@ def run_capstone(
     )
     t0 = time.perf_counter()
     failure: BaseException | None = None
-    result: dict[str, Any] | None = None
-    old_env = {k: os.environ.get(k) for k in ("KINDML_RUN_DIR", "PYTHONWARNINGS", "RAY_AUTH_MODE")}
-    os.environ["KINDML_RUN_DIR"] = str(run_dir)
+    result: Any = None
+    task_env = {"KINDML_RUN_DIR": str(run_dir), "KINDML_RUN_ID": str(run_id), **env.exported()}
+    old_env = {k: os.environ.get(k) for k in (*task_env, "PYTHONWARNINGS", "RAY_AUTH_MODE")}
+    os.environ.update(task_env)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
     import warnings
 
@@ -276,8 +331,9 @@ def run_capstone(
             # resource requests are for the cluster; the local runner ignores them by design
             warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
             with _capture(run_dir / "logs" / "pipeline.log", clock, echo_logs):
-                task = capstone(**params)
-        result = json.loads(task.output) if isinstance(task.output, str) else None
+                task = func(**params)
+        out = getattr(task, "output", None) if task is not None else None
+        result = json.loads(out) if isinstance(out, str) and out.startswith("{") else out
     except BaseException as exc:  # noqa: BLE001 - summarized below, then re-raised
         failure = exc
     finally:
@@ -291,12 +347,14 @@ def run_capstone(
     base["log"] = str(run_dir / "logs" / "pipeline.log")
     if failure is None:
         base["status"] = "succeeded"
-        summary = collect_summary(run_dir, base, clock, STAGES)
+        summary = collect_summary(run_dir, base, clock, stages)
         for info in summary["stages"].values():
             if info["status"] == "not_run":  # reused from this run's cache (kfp.local does not log every hit)
                 info.update(status="cached", seconds=0.0)
-        if result and summary.get("model") is None:
+        if isinstance(result, dict) and summary.get("model") is None and "version" in result:
             summary["model"] = result
+        elif result is not None and not isinstance(result, dict):
+            summary["output"] = result
         atomic_write_json(run_dir / "summary.json", summary)
         return summary
     # failed or interrupted
@@ -305,7 +363,7 @@ def run_capstone(
             info["status"] = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
     err = _stage_error(run_dir)
     base["status"] = "interrupted" if isinstance(failure, KeyboardInterrupt) else "failed"
-    summary = collect_summary(run_dir, base, clock, STAGES)
+    summary = collect_summary(run_dir, base, clock, stages)
     failed_stage = next((s for s, i in summary["stages"].items() if i["status"] in ("failed", "interrupted")), None)
     summary["failed_stage"] = failed_stage
     summary["error"] = err
@@ -317,7 +375,7 @@ def run_capstone(
     atomic_write_json(run_dir / "summary.json", summary)
     if isinstance(failure, KeyboardInterrupt):
         raise failure
-    hint_resume = f"Fix the cause, then `kindml capstone --resume {run_id}` reuses the completed stages."
+    hint_resume = f"Fix the cause, then `kindml run --resume {run_id}` reuses the completed stages."
     if err is not None:
         if failed_stage == "validate":
             raise ValidationFailed(err["message"], (err.get("hint") or "") + f" Summary: {run_dir / 'summary.json'}")

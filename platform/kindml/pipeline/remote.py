@@ -1,9 +1,12 @@
-"""Run the capstone on Kubeflow Pipelines (the kind target): the same pipeline, compiled and submitted.
+"""Run a pipeline on Kubeflow Pipelines (the kind target): the same pipeline, compiled and submitted.
 
-Parameters come from the same effective config as the local run; ``env_json``
-is empty so components use the in-cluster services (``RuntimeEnv.kind()``:
-MLflow, Redis, the Feast registry server and Prometheus from ConfigMap
-``kindml-runtime-env``, which every task mounts as environment).
+Any pipeline ``kindml run`` accepts (a built-in capstone, a user's file, IR
+YAML). Parameters come from the same effective config as the local run;
+components find the in-cluster services (``RuntimeEnv.kind()``: MLflow, Redis,
+the Feast registry server and Prometheus) in ConfigMap ``kindml-runtime-env``,
+which every task of a kindml pipeline mounts as environment
+(:func:`kindml.pipeline.tasks.on_cluster`). A user's workload module must be
+importable in the runtime image (see docs/cluster.md).
 
 Progress: the run is polled through the KFP API and every task's state change
 becomes the same ``(stage, event, seconds)`` event the local driver emits, so
@@ -29,7 +32,8 @@ from kindml.cluster import endpoints
 from kindml.config import KindmlConfig
 from kindml.errors import ClusterError, PipelineFailed
 from kindml.pipeline.local import ProgressFn, StageClock, collect_summary, pipeline_params
-from kindml.runtime import RuntimeEnv
+from kindml.pipeline.source import PipelineSource, parameters
+from kindml.pipeline.source import tasks as pipeline_tasks
 from kindml.workspace import Workspace, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -127,10 +131,10 @@ def wait_for_run(client: Any, kfp_run_id: str, tracker: TaskTracker, timeout: fl
         sleep(poll_s)
 
 
-def collect_cluster_summary(ws: Workspace, run_id: str, base: dict[str, Any], tracker: TaskTracker, mlflow_uri: str) -> dict[str, Any]:
+def collect_cluster_summary(ws: Workspace, run_id: str, base: dict[str, Any], tracker: TaskTracker, mlflow_uri: str,
+                            stages: list[str]) -> dict[str, Any]:
     """The local driver's summary, from the stage results the run published to MLflow (what could be fetched)."""
     from kindml.pipeline import outputs
-    from kindml.pipelines.capstone import STAGES
 
     run_dir = ws.run_dir(run_id)
     fetched: list[str] = []
@@ -147,33 +151,44 @@ def collect_cluster_summary(ws: Workspace, run_id: str, base: dict[str, Any], tr
         note = f"stage results not fetched: {exc.message}"
     except Exception as exc:  # MLflow answered with an error: the summary still has the task states
         note = f"stage results not fetched: {type(exc).__name__}: {str(exc)[:200]}"
-    summary = collect_summary(run_dir, base, tracker.clock, STAGES)
+    summary = collect_summary(run_dir, base, tracker.clock, stages)
     summary["results_fetched"] = fetched
     if note:
         summary["results_note"] = note
     return summary
 
 
-def run_on_kfp(cfg: KindmlConfig, ws: Workspace, run_id: str | None = None, host: str = DEFAULT_HOST,
+def run_on_kfp(source: PipelineSource, cfg: KindmlConfig, ws: Workspace, run_id: str | None = None, host: str = DEFAULT_HOST,
                wait: bool = True, timeout: float = 5400.0, serve: bool = True, on_event: ProgressFn | None = None,
-               mlflow_uri: str = DEFAULT_MLFLOW, client: Any = None, poll_s: float = 10.0) -> dict[str, Any]:
-    """Submit the capstone to KFP, follow it, and write ``summary.json`` (``client``: a kfp.Client, for tests)."""
-    from kindml.pipelines.capstone import STAGES, capstone
+               mlflow_uri: str = DEFAULT_MLFLOW, client: Any = None, poll_s: float = 10.0,
+               given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Submit ``source`` to KFP, follow it, and write ``summary.json`` (``client``: a kfp.Client, for tests)."""
+    from kindml.errors import UsageError
 
     ws.ensure()
-    run_id = run_id or ws.new_run_id()
-    params = pipeline_params(cfg, RuntimeEnv.kind(), run_id, serve)
-    params["env_json"] = ""  # in-cluster defaults
+    func = source.load()
+    run_id = run_id or ws.new_run_id(source.name)
+    declared = parameters(func)
+    unknown = sorted(set(given or {}) - set(declared))
+    if unknown:
+        raise UsageError(f"pipeline {source.name} has no parameter(s) {', '.join(unknown)}", f"Its parameters: {', '.join(declared) or '(none)'}.")
+    params = pipeline_params(declared, cfg, run_id, serve, given)
+    stages = pipeline_tasks(func)
     client = client if client is not None else kfp_client(host)
     started = datetime.now(UTC)
-    run = client.create_run_from_pipeline_func(capstone, arguments=params, run_name=run_id, experiment_name="kindml-capstone",
-                                               enable_caching=True)
-    base: dict[str, Any] = {"run_id": run_id, "target": "kind", "pipeline": "capstone", "kfp_run_id": run.run_id,
+    experiment = f"kindml-{source.name}"
+    if source.kind == "ir":
+        run = client.create_run_from_pipeline_package(source.ref, arguments=params, run_name=run_id, experiment_name=experiment,
+                                                      enable_caching=True)
+    else:
+        run = client.create_run_from_pipeline_func(func, arguments=params, run_name=run_id, experiment_name=experiment,
+                                                   enable_caching=True)
+    base: dict[str, Any] = {"run_id": run_id, "target": "kind", "pipeline": source.name, "workload": source.workload, "kfp_run_id": run.run_id,
                             "kfp_host": host, "kfp_ui": f"http://127.0.0.1:{endpoints.UI_PORTS['kfp-ui']}/#/runs/details/{run.run_id}",
                             "started": started.isoformat(), "finished": None, "seconds": None, "status": "running",
                             "run_dir": str(ws.run_dir(run_id)), "params": {k: v for k, v in params.items() if k not in ("config_json", "env_json")}}
-    tracker = TaskTracker(STAGES, on_event)
-    atomic_write_json(ws.run_dir(run_id) / "summary.json", collect_summary(ws.run_dir(run_id), base, tracker.clock, STAGES))
+    tracker = TaskTracker(tuple(stages), on_event)
+    atomic_write_json(ws.run_dir(run_id) / "summary.json", collect_summary(ws.run_dir(run_id), base, tracker.clock, stages))
     if not wait:
         return base
     t0 = time.monotonic()
@@ -181,7 +196,7 @@ def run_on_kfp(cfg: KindmlConfig, ws: Workspace, run_id: str | None = None, host
     state = _state(detail)
     base.update(status="succeeded" if state == "SUCCEEDED" else state.lower() or "unknown",
                 seconds=round(time.monotonic() - t0, 1), finished=datetime.now(UTC).isoformat())
-    summary = collect_cluster_summary(ws, run_id, base, tracker, mlflow_uri)
+    summary = collect_cluster_summary(ws, run_id, base, tracker, mlflow_uri, stages)
     if summary["status"] != "succeeded":
         failed = next((s for s, i in summary["stages"].items() if i["status"] == "failed"), None)
         summary["failed_stage"] = failed

@@ -15,11 +15,13 @@ from kindml.workspace import Workspace
 
 def fetch_bundle(cfg: KindmlConfig, ws: Workspace, tracking_uri: str, ref_text: str | None) -> ModelBundle:
     """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (default: the champion) → files under .kindml/serving/models/NAME/VERSION."""
-    name, version, alias = registry.parse_model_ref(ref_text or cfg.registry.model_name, cfg.registry.champion_alias)
+    if not ref_text and not cfg.registry.model_name:
+        raise RegistryError("which model? no --model was given and no workload sets a default", "Pass --model NAME[@VERSION|@ALIAS] (see `kindml models list`).")
+    name, version, alias = registry.parse_model_ref(ref_text or cfg.registry.model, cfg.registry.champion_alias)
     ref = registry.resolve(tracking_uri, name, version, alias)
     if ref is None:
         what = f"{name} version {version}" if version else f"{name}@{alias}"
-        raise RegistryError(f"no registered model {what}", "Run `kindml capstone` to register one, or see `kindml models list`.")
+        raise RegistryError(f"no registered model {what}", "Run a pipeline (`kindml run NAME`) to register one, or see `kindml models list`.")
     dest = ws.serving / "models" / ref.name / ref.version
     if not (dest / "model.onnx").is_file():
         tmp = ws.tmp / f"download-{ref.name}-{ref.version}"
@@ -32,7 +34,7 @@ def fetch_bundle(cfg: KindmlConfig, ws: Workspace, tracking_uri: str, ref_text: 
         shutil.copytree(folder, dest)
         shutil.rmtree(tmp, ignore_errors=True)
         (dest / "version.json").write_text(json.dumps({"name": ref.name, "version": ref.version, "aliases": ref.aliases, "tags": ref.tags}, indent=2), encoding="utf-8")
-    return ModelBundle.from_folder(dest, ref.name, ref.version)
+    return ModelBundle.from_folder(dest, ref.name, ref.version, ref.tags.get("kindml.workload_ref"))
 
 
 def profile_path(bundle: ModelBundle) -> Path | None:

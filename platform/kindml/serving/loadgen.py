@@ -1,6 +1,6 @@
-"""Bounded, loopback-only traffic for the local predictor: replay generated transactions over HTTP.
+"""Bounded, loopback-only traffic for the local predictor: replay a workload's generated requests over HTTP.
 
-Each request carries one transaction (v1 protocol). A fixed request rate is
+Each request carries one instance (v1 protocol). A fixed request rate is
 kept by an open-loop schedule spread over a few client threads; without a
 rate the threads send back to back. Latency is measured per request on the
 client side (connection reuse, like a real client).
@@ -19,11 +19,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-import pandas as pd
 
 from kindml.errors import UsageError
 
-REQUEST_FIELDS = ("account_id", "merchant_id", "amount", "merchant_category", "channel", "country")
 MAX_DURATION_S = 600.0
 MAX_RPS = 5_000.0
 
@@ -67,16 +65,9 @@ def check_loopback(url: str, allow_cluster: bool = False) -> tuple[str, int]:
     return u.hostname, u.port
 
 
-def payloads(df: pd.DataFrame) -> list[bytes]:
-    rows = df.loc[:, [*REQUEST_FIELDS, "event_timestamp"]].copy()
-    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = []
-    for rec in rows.to_dict(orient="records"):
-        rec["account_id"] = int(rec["account_id"])
-        rec["merchant_id"] = int(rec["merchant_id"])
-        rec["amount"] = float(rec["amount"])
-        out.append(json.dumps({"instances": [rec]}).encode())
-    return out
+def payloads(instances: list[dict[str, Any]]) -> list[bytes]:
+    """One v1 request body per instance (``Workload.traffic`` gives the instances)."""
+    return [json.dumps({"instances": [inst]}).encode() for inst in instances]
 
 
 def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None, duration: float | None = None,
@@ -88,7 +79,7 @@ def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None
     if duration is not None and not 0 < duration <= MAX_DURATION_S:
         raise UsageError(f"--duration {duration} is out of range", f"Use 0 < duration <= {MAX_DURATION_S:g} seconds.")
     if not bodies:
-        raise UsageError("no requests to send", "Generate at least one transaction.")
+        raise UsageError("no requests to send", "Generate at least one request.")
     total = max_requests or (int(rps * duration) if rps and duration else len(bodies))
     path = f"/v1/models/{model}:predict"
     stats = LoadStats()

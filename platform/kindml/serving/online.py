@@ -1,4 +1,4 @@
-"""Online feature lookup from Feast for the predictor.
+"""Online feature lookup from Feast for the predictor (any feature service keyed by int64 join keys).
 
 Reads the feature service's views through Feast's online store API
 (``provider.online_read``, the same call ``get_online_features`` makes)
@@ -31,28 +31,29 @@ log = logging.getLogger(__name__)
 @dataclass
 class Lookup:
     columns: dict[str, np.ndarray]
-    account_known: np.ndarray
-    merchant_known: np.ndarray
+    known: dict[str, np.ndarray]
+    """Join key → whether each row's entity has fresh features."""
     degraded: bool
     error: str | None = None
 
 
 class OnlineFeatures:
-    def __init__(self, repo: Path, project: str, online_store: str = "sqlite", redis_connection: str = "",
-                 service: str | None = None, cache_seconds: float = 30.0, cache_size: int = 50_000, registry: str = "") -> None:
-        from kindml.features.definitions import FEATURE_SERVICE
+    """The online features of one feature service, keyed by int64 join keys."""
 
+    def __init__(self, repo: Path, project: str, service: str, online_store: str = "sqlite", redis_connection: str = "",
+                 cache_seconds: float = 30.0, cache_size: int = 50_000, registry: str = "") -> None:
         self.repo = Path(repo)
         self.project = project
         self.online_store = online_store
         self.redis_connection = redis_connection
         self.registry = registry
-        self.service = service or FEATURE_SERVICE
+        self.service = service
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int], tuple[float, float | None, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
         self._views: list[tuple[Any, str, list[str], float]] = []
+        self._strings: set[str] = set()
         self._provider: Any = None
         self._config: Any = None
 
@@ -71,11 +72,14 @@ class OnlineFeatures:
                 views = [(proj, store.get_feature_view(proj.name)) for proj in fs.feature_view_projections]
         except FeastObjectNotFoundException:
             raise ServingError(f"{where} does not know feature service {self.service!r} in project {self.project!r}",
-                               "Run the features stage first (`kindml capstone`, or `--target kind` on the cluster): it applies the "
+                               "Run the features stage first (`kindml run NAME`, or `--target kind` on the cluster): it applies the "
                                "definitions and materializes the online store.") from None
+        from feast.types import String
+
         for proj, view in views:
             [key] = view.join_keys
             self._views.append((view, key, [f.name for f in proj.features], view.ttl.total_seconds() if view.ttl else 0.0))
+            self._strings |= {f.name for f in proj.features if f.dtype == String}
         self._provider = store._get_provider()  # the provider get_online_features itself uses
         self._config = store.config
         return self
@@ -83,6 +87,10 @@ class OnlineFeatures:
     @property
     def feature_names(self) -> list[str]:
         return [f for _, _, feats, _ in self._views for f in feats]
+
+    @property
+    def join_keys(self) -> list[str]:
+        return list(dict.fromkeys(key for _, key, _, _ in self._views))
 
     def _read(self, view: Any, key: str, ids: list[int], feats: list[str]) -> list[tuple[float | None, dict[str, Any]]]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -102,16 +110,18 @@ class OnlineFeatures:
             out.append((ts.timestamp() if ts is not None else None, decoded))
         return out
 
-    def lookup(self, account_ids: np.ndarray, merchant_ids: np.ndarray, at: float | None = None) -> Lookup:
-        """Feature columns for a batch (NaN/None where unknown or stale)."""
+    def lookup(self, entities: dict[str, np.ndarray], at: float | None = None) -> Lookup:
+        """Feature columns for a batch (NaN/None where unknown or stale); ``entities``: join key → int64 ids."""
         at = at if at is not None else time.time()
-        n = len(account_ids)
+        n = len(next(iter(entities.values()))) if entities else 0
         columns: dict[str, np.ndarray] = {}
         known = {}
         degraded = False
         error = None
         for view, key, feats, ttl in self._views:
-            ids = account_ids if key == "account_id" else merchant_ids
+            if key not in entities:
+                raise ValueError(f"the request has no {key!r} for feature view {view.name!r}")
+            ids = np.asarray(entities[key], dtype=np.int64)
             results: list[tuple[float | None, dict[str, Any]] | None] = [None] * n
             now = time.monotonic()
             todo: dict[int, list[int]] = {}
@@ -149,15 +159,14 @@ class OnlineFeatures:
             known[key] = fresh
             for f in feats:
                 vals = [(r[1].get(f) if ok else None) for r, ok in zip(results, fresh, strict=True)]  # type: ignore[union-attr]
-                if f == "home_country":
+                if f in self._strings:
                     columns[f] = np.asarray(vals, dtype=object)
                 else:
                     columns[f] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
-        return Lookup(columns=columns, account_known=known.get("account_id", np.zeros(n, bool)),
-                      merchant_known=known.get("merchant_id", np.zeros(n, bool)), degraded=degraded, error=error)
+        return Lookup(columns=columns, known=known, degraded=degraded, error=error)
 
 
-def features_for(cfg: Any, ws: Any, environ: dict[str, str] | None = None) -> OnlineFeatures | None:
+def features_for(cfg: Any, ws: Any, service: str, environ: dict[str, str] | None = None) -> OnlineFeatures | None:
     """The online features a predictor started by ``kindml serve run`` uses.
 
     In a pod of the kind target (``KINDML_TARGET=kind``, from ConfigMap
@@ -183,5 +192,5 @@ def features_for(cfg: Any, ws: Any, environ: dict[str, str] | None = None) -> On
         env = RuntimeEnv.local(cfg, ws, redis_connection=redis)
         if not env.feature_registry and not (Path(env.feature_repo) / "registry.db").exists():
             return None
-    return OnlineFeatures(Path(env.feature_repo), cfg.features.project, env.online_store, env.redis_connection,
+    return OnlineFeatures(Path(env.feature_repo), cfg.features.project, service, env.online_store, env.redis_connection,
                           registry=env.feature_registry).open()

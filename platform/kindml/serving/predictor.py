@@ -1,15 +1,16 @@
-"""The fraud predictor: a ``kserve.Model`` serving the registered ONNX model with ONNX Runtime.
+"""The predictor: a ``kserve.Model`` serving a registered ONNX model of any workload with ONNX Runtime.
 
-Request → validated columns (``schema``) → Feast online features by
-``account_id``/``merchant_id`` (``online``) unless the rows carry them →
-the SAME ``Assembler`` as training → ONNX Runtime → score, decision and the
-model version. The drift monitor sees every scored batch (bounded windows);
-request counts and latencies are exported on the ModelServer's ``/metrics``.
+Request → the kit's signature validates it (v1 ``instances`` or v2 ``inputs``) →
+Feast online features for the signature's entity keys (unless the rows carry
+them) → the SAME preprocessing as training (``kit.feeds``) → ONNX Runtime →
+the signature's answer with the model version. The drift monitor sees every
+scored batch (bounded windows); request counts and latencies are exported on
+the ModelServer's ``/metrics``.
 
-Unknown ``account_id`` (no fresh row in the online store): scored with the
-documented "no history" defaults, counted in ``kindml_unknown_accounts_total``
-and flagged ``account_known: false`` in the answer — a new account is a
-legitimate transaction, so it is never a 404.
+An entity without fresh online features (a new account, a new customer) is
+scored with the kit's documented defaults, counted in
+``kindml_unknown_entities_total{entity=...}`` and flagged by the signature's
+answer — a new entity is legitimate traffic, so it is never a 404.
 """
 
 from __future__ import annotations
@@ -24,108 +25,133 @@ from typing import Any
 
 import numpy as np
 
-from kindml.serving.schema import RequestError, parse_instances, v2_to_instances
+from kindml.serving.signature import RequestError
 
 log = logging.getLogger(__name__)
+
+WORKLOAD_FILE = "workload.json"
 
 
 @dataclass
 class ModelBundle:
-    """A model version's files on disk: model.onnx, preprocessing.json, optional reference_profile.json and version.json."""
+    """A model version's files on disk: model.onnx, the kit's preprocessing files, workload.json, optional
+    reference_profile.json, examples.json and version.json."""
 
     folder: Path
     name: str
     version: str
+    workload: str
+    feature_service: str | None = None
 
     @classmethod
-    def from_folder(cls, folder: Path, name: str | None = None, version: str | None = None) -> ModelBundle:
+    def from_folder(cls, folder: Path, name: str | None = None, version: str | None = None, workload: str | None = None) -> ModelBundle:
         from kindml.errors import ServingError
 
         folder = Path(folder)
-        if not (folder / "model.onnx").is_file() or not (folder / "preprocessing.json").is_file():
-            raise ServingError(f"{folder} does not hold model.onnx and preprocessing.json",
+        if not (folder / "model.onnx").is_file():
+            raise ServingError(f"{folder} does not hold model.onnx",
                                "Point --model-dir at a folder exported by kindml, or use --model NAME@VERSION from the registry.")
+        info: dict[str, Any] = {}
+        if (folder / WORKLOAD_FILE).is_file():
+            info = json.loads((folder / WORKLOAD_FILE).read_text(encoding="utf-8"))
+        ref = workload or info.get("workload")
+        if not ref:
+            raise ServingError(f"{folder} has no {WORKLOAD_FILE} naming its workload",
+                               "Re-export the model with kindml, or pass --workload REF (the module or .py file of its workload).")
         meta = {}
         if (folder / "version.json").is_file():
             meta = json.loads((folder / "version.json").read_text(encoding="utf-8"))
-        return cls(folder=folder, name=name or meta.get("name", "fraud-detector"), version=str(version or meta.get("version", "0")))
+        return cls(folder=folder, name=name or meta.get("name") or info.get("model_name") or "model",
+                   version=str(version or meta.get("version", "0")), workload=ref, feature_service=info.get("feature_service"))
+
+    def examples(self) -> list[dict[str, Any]]:
+        p = self.folder / "examples.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else []
 
 
-def make_predictor(bundle: ModelBundle, features: Any | None, threshold: float = 0.5, monitor: Any | None = None,
-                   drift_enabled: bool = True) -> Any:
+def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor: Any | None = None, drift_enabled: bool = True) -> Any:
     """The kserve.Model subclass is defined here, not at module level, so importing this module stays cheap."""
     import kserve
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-    from kindml.model.export import onnx_session
-    from kindml.model.preprocess import Assembler, PreprocessingSpec
+    from kindml.model.export import onnx_session, run_onnx
     from kindml.monitoring import metrics as mm
-    from kindml.serving.monitored import monitored_columns
 
-    class _FraudPredictor(kserve.Model):
+    kit.load(bundle.folder)
+    sig = kit.signature()
+
+    class _Predictor(kserve.Model):
         def __init__(self) -> None:
             super().__init__(bundle.name)
             self.bundle = bundle
+            self.kit = kit
+            self.signature = sig
             self.features = features
-            self.threshold = threshold
             self.monitor = monitor if drift_enabled else None
             if self.monitor is not None:
                 mm.register_monitor(self.monitor)
             self.session: Any = None
-            self.assembler: Assembler | None = None
 
         def load(self) -> bool:
-            spec = PreprocessingSpec.load(bundle.folder / "preprocessing.json")
-            self.assembler = Assembler(spec)
             self.session = onnx_session(bundle.folder / "model.onnx", threads=1)
-            self._input = self.session.get_inputs()[0].name
-            # warm the graph (first run allocates)
-            self.session.run(None, {self._input: np.zeros((1, self.assembler.n_inputs), dtype=np.float32)})
+            examples = bundle.examples()
+            if examples:  # warm the graph (the first run allocates), without touching the feature store
+                parsed = sig.parse_v1(examples[:1])
+                run_onnx(self.session, self.kit.feeds(parsed.columns))
             self.ready = True
             return True
 
-        def score_columns(self, cols: dict[str, np.ndarray], with_features: bool) -> dict[str, Any]:
-            assert self.assembler is not None
-            n = len(cols["amount"])
+        def get_input_types(self) -> list[dict[str, Any]]:
+            return [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.fields.items()]
+
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.outputs.items()]
+
+        def score(self, parsed: Any) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
+            cols = parsed.columns
+            n = parsed.n
             degraded = False
-            if with_features:
-                account_known = np.isfinite(cols["txn_count_30d"]) | np.isfinite(cols["account_age_days"])
+            if not sig.entity_keys:
+                known: dict[str, np.ndarray] = {}
+            elif not parsed.lookup:
+                known = sig.known_from_columns(cols, n)
             elif self.features is not None:
-                found = self.features.lookup(cols["account_id"], cols["merchant_id"])
+                found = self.features.lookup({k: cols[k] for k in sig.entity_keys})
                 cols = {**cols, **found.columns}
-                account_known = found.account_known
+                known = found.known
                 degraded = found.degraded
                 if degraded:
                     mm.count_online_store_error(bundle.name, bundle.version)
             else:
-                account_known = np.zeros(n, dtype=bool)
-            unknown = int((~account_known).sum())
-            if unknown:
-                mm.count_unknown_accounts(bundle.name, bundle.version, unknown)
-            x = self.assembler.transform(cols)
-            scores = self.session.run(None, {self._input: x})[0].reshape(-1).astype(np.float64)
+                known = {k: np.zeros(n, dtype=bool) for k in sig.entity_keys}
+            for key, flags in known.items():
+                unknown = int((~flags).sum())
+                if unknown:
+                    mm.count_unknown_entities(bundle.name, bundle.version, key, unknown)
+            feeds = self.kit.feeds(cols)
+            outputs = run_onnx(self.session, feeds)
+            probs = self.kit.probabilities(outputs)
             if self.monitor is not None:
-                numeric, categorical = monitored_columns(self.assembler.spec.inputs, x, cols)
-                numeric["amount"] = cols["amount"]
-                self.monitor.observe(numeric, categorical, scores)
-            return {"scores": scores, "account_known": account_known, "degraded": degraded}
+                numeric, categorical = sig.monitored(cols, feeds, outputs, probs)
+                self.monitor.observe(numeric, categorical, sig.score(probs))
+            return probs, known, degraded
 
         async def predict(self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
             t0 = time.perf_counter()
             try:
                 if isinstance(payload, InferRequest):
-                    instances = v2_to_instances(payload.inputs)
+                    parsed = sig.parse_v2(payload.inputs)
                     v2 = True
                 elif isinstance(payload, dict):
                     if "instances" not in payload:
-                        raise RequestError('the body needs "instances": [{...transaction...}, ...] (v1) — or use /v2/models/<name>/infer')
-                    instances = payload["instances"]
+                        raise RequestError(f'the body needs "instances": [{{...{sig.row_name}...}}, ...] (v1) — or use /v2/models/<name>/infer')
+                    parsed = sig.parse_v1(payload["instances"])
                     v2 = False
                 else:
                     raise RequestError("the body must be a JSON object")
-                cols, with_features = parse_instances(instances)
-                out = self.score_columns(cols, with_features)
+                probs, known, degraded = self.score(parsed)
+                answer = sig.respond(parsed, probs, known)
             except RequestError as exc:
                 mm.record_request(bundle.name, bundle.version, "400", time.perf_counter() - t0)
                 raise InvalidInput(str(exc)) from None
@@ -133,19 +159,11 @@ def make_predictor(bundle: ModelBundle, features: Any | None, threshold: float =
                 mm.record_request(bundle.name, bundle.version, "500", time.perf_counter() - t0)
                 log.exception("scoring failed")
                 raise
-            scores = out["scores"]
-            decisions = scores >= self.threshold
             mm.record_request(bundle.name, bundle.version, "200", time.perf_counter() - t0)
             if v2:
-                outputs = [
-                    InferOutput(name="score", shape=[len(scores)], datatype="FP64", data=scores.tolist()),
-                    InferOutput(name="decision", shape=[len(scores)], datatype="BOOL", data=decisions.tolist()),
-                    InferOutput(name="account_known", shape=[len(scores)], datatype="BOOL", data=out["account_known"].tolist()),
-                ]
+                outputs = [InferOutput(name=name, shape=[len(values)], datatype=dtype, data=values) for name, dtype, values in answer.outputs]
                 return InferResponse(model_name=bundle.name, model_version=bundle.version, infer_outputs=outputs,
-                                     response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": out["degraded"]})
-            preds = [{"score": round(float(s), 6), "decision": bool(d), "fraud": bool(d), "account_known": bool(k)}
-                     for s, d, k in zip(scores, decisions, out["account_known"], strict=True)]
-            return {"predictions": preds, "model_name": bundle.name, "model_version": bundle.version, "degraded": out["degraded"]}
+                                     response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": degraded})
+            return {"predictions": answer.predictions, "model_name": bundle.name, "model_version": bundle.version, "degraded": degraded}
 
-    return _FraudPredictor()
+    return _Predictor()

@@ -1,4 +1,4 @@
-"""The capstone stages as plain library functions.
+"""The platform's stages as plain library functions, each parameterised by a workload.
 
 Each stage reads its inputs from folders, writes its outputs to folders and
 returns a small JSON-able dict. The KFP components in ``kindml.components``

@@ -1,4 +1,11 @@
-"""Stage ``export``: ONNX with the preprocessing spec inside, checked for parity with PyTorch."""
+"""Stage ``export``: the servable bundle of a trained model.
+
+ONNX export of the kit's module (dynamic batch), the kit's preprocessing next
+to it (and inside the ONNX metadata), a parity check against PyTorch, the
+optional quantize step, the drift reference profile (training rows scored by
+the exported model, through the serving signature's monitored columns), request
+examples and ``workload.json``: everything ``register`` stores and ``serve`` needs.
+"""
 
 from __future__ import annotations
 
@@ -9,55 +16,91 @@ from typing import Any
 
 import pandas as pd
 
-from kindml.config import KindmlConfig
 from kindml.errors import ExportError
-from kindml.model.export import check_parity, export_onnx
-from kindml.model.net import load_model
-from kindml.model.preprocess import Assembler, PreprocessingSpec, frame_columns
+from kindml.model.export import check_parity, export_onnx, onnx_session, run_onnx
+from kindml.model.kit import ModelKit, frame_columns
+from kindml.serving.predictor import WORKLOAD_FILE
+from kindml.stages.context import carry_lineage
+from kindml.workload.contract import Workload
 
 PARITY_ROWS = 2_000
+EXAMPLES = 5
 
 
-def run(cfg: KindmlConfig, model_dir: Path, holdout_dir: Path, out_dir: Path) -> dict[str, Any]:
+def run(wl: Workload, ref: str, model_dir: Path, holdout_dir: Path, out_dir: Path) -> dict[str, Any]:
     import onnx
 
-    spec = PreprocessingSpec.load(model_dir / "preprocessing.json")
-    net = load_model(model_dir / "model.pt")
+    cfg = wl.cfg
+    kit = wl.model_kit().load(model_dir)
+    model = kit.recipe.load(model_dir / "model.pt")
+    spec = kit.onnx_module(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
-    export_onnx(net, len(spec.inputs), onnx_path, cfg.export.opset)
-    # the preprocessing spec also travels inside the ONNX file (metadata_props)
-    model = onnx.load(str(onnx_path))
-    onnx.helper.set_model_props(model, {"kindml.preprocessing": spec.to_json(), "kindml.inputs": ",".join(spec.inputs)})
-    onnx.save(model, str(onnx_path))
-    shutil.copy2(model_dir / "preprocessing.json", out_dir / "preprocessing.json")
-    holdout = pd.read_parquet(holdout_dir / "holdout.parquet").head(PARITY_ROWS)
-    x = Assembler(spec).transform(frame_columns(holdout))
-    parity = check_parity(net, onnx_path, x, cfg.export.parity_tolerance, cfg.export.opset)
+    export_onnx(spec, onnx_path, cfg.export.opset)
+    for name in kit.files:
+        shutil.copy2(model_dir / name, out_dir / name)
+    # small JSON preprocessing files also travel inside the ONNX file (metadata_props)
+    proto = onnx.load(str(onnx_path))
+    props = {"kindml.workload": ref, "kindml.inputs": ",".join(spec.inputs)}
+    for name in kit.files:
+        p = model_dir / name
+        if p.suffix == ".json" and p.stat().st_size < 1_000_000:
+            props[f"kindml.{p.stem}"] = p.read_text(encoding="utf-8")
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(onnx_path))
+    holdout = pd.read_parquet(holdout_dir / "holdout.parquet")
+    check_rows = kit.parity_frame(holdout.head(PARITY_ROWS))
+    feeds = kit.feeds(frame_columns(check_rows))
+    parity = check_parity(spec, onnx_path, feeds, cfg.export.parity_tolerance, cfg.export.opset)
     (out_dir / "parity.json").write_text(json.dumps(parity.to_dict(), indent=2), encoding="utf-8")
     if not parity.passed:
         raise ExportError(
             f"ONNX parity check failed: max abs error {parity.max_abs_error:.3g} > tolerance {parity.tolerance:.3g} on {parity.rows} rows",
             "Raise export.parity_tolerance only if the difference is understood; otherwise check the exporter opset.",
         )
-    out: dict[str, Any] = {"onnx_path": str(onnx_path), "parity": parity.to_dict()}
+    out: dict[str, Any] = {"onnx_path": str(onnx_path), "parity": parity.to_dict(), "inputs": spec.inputs, "outputs": spec.outputs}
     if cfg.quantize.enabled:
-        out["quantization"] = quantize_step(cfg, onnx_path, x, holdout["is_fraud"].to_numpy(), out_dir)
+        out["quantization"] = quantize_step(kit, onnx_path, feeds, kit.labels(check_rows), cfg.quantize.accuracy_budget, out_dir)
+    lineage = carry_lineage(model_dir, out_dir, parity=out_dir / "parity.json", quantization=out_dir / "quantization.json")
+    feats = json.loads((lineage / "features.json").read_text(encoding="utf-8")) if (lineage / "features.json").is_file() else {}
+    profile = reference_profile(kit, onnx_path, pd.read_parquet(model_dir / "reference.parquet"), out_dir / "reference_profile.json")
+    out["reference_rows"] = profile["rows"]
+    sig = kit.signature()
+    (out_dir / "examples.json").write_text(json.dumps(sig.instances(holdout.head(EXAMPLES)), indent=2, default=str), encoding="utf-8")
+    (out_dir / WORKLOAD_FILE).write_text(json.dumps({
+        "workload": ref, "name": wl.name, "task": wl.task, "model_name": cfg.registry.model,
+        "feature_service": feats.get("feature_service"), "inputs": spec.inputs, "outputs": spec.outputs,
+        "request_fields": sig.fields, "response_outputs": sig.outputs,
+    }, indent=2), encoding="utf-8")
     return out
 
 
-def quantize_step(cfg: KindmlConfig, onnx_path: Path, x: Any, y: Any, out_dir: Path) -> dict[str, Any]:
-    """Optional: INT8 variants timed side by side; the fastest within the AUC budget becomes the served model.onnx.
+def quantize_step(kit: ModelKit, onnx_path: Path, feeds: dict[str, Any], labels: Any, budget: float, out_dir: Path) -> dict[str, Any]:
+    """Optional: INT8 variants timed side by side; the fastest within the quality budget becomes the served model.onnx.
 
-    Calibration rows are the first 512 holdout rows (activation ranges only); the
-    AUC budget is checked on all parity rows. The FP32 file stays as model.fp32.onnx
-    and quantization.json (all candidates' figures) goes to the registry with the version.
+    The FP32 file stays as model.fp32.onnx and quantization.json (all candidates' figures) goes to the registry with the version.
     """
-    from kindml.bench.quantize import choose_variant
-
-    result = choose_variant(onnx_path, x[:512], x, y, cfg.quantize.accuracy_budget, out_dir / "quantized")
+    result = kit.quantize(onnx_path, feeds, labels, budget, out_dir / "quantized")
     shutil.copy2(out_dir / "quantized" / "quantization.json", out_dir / "quantization.json")
     if result["chosen"] != "ort_fp32_all":
         shutil.copy2(onnx_path, out_dir / "model.fp32.onnx")
         shutil.copy2(out_dir / "quantized" / "model.onnx", onnx_path)
     return {"chosen": result["chosen"], "reason": result["reason"]}
+
+
+def reference_profile(kit: ModelKit, onnx_path: Path, frame: pd.DataFrame, out_path: Path) -> dict[str, Any]:
+    """The drift reference stored with the version: the monitored columns and the score distribution of
+    training rows, computed exactly as the predictor computes them on live requests."""
+    import numpy as np
+
+    from kindml.monitoring.profile import build_profile, save_profile
+
+    cols = frame_columns(frame)
+    feeds = kit.feeds(cols)
+    outputs = run_onnx(onnx_session(onnx_path), feeds)
+    probs = kit.probabilities(outputs)
+    sig = kit.signature()
+    numeric, categorical = sig.monitored(cols, feeds, outputs, probs)
+    profile = build_profile({k: np.asarray(v, dtype=np.float64) for k, v in numeric.items()}, categorical, sig.score(probs))
+    save_profile(profile, out_path)
+    return profile

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kindml.config import DriftSpec, KindmlConfig
 from kindml.monitoring.rules import DRIFT_ALERTS  # the alerts that mean "retrain"
 from kindml.runtime import RuntimeEnv
+from kindml.workload.contract import Workload
 from kindml.workspace import Workspace
 
 CLEAN_REQUESTS = 1_500
@@ -25,21 +25,19 @@ DRIFT_REQUESTS = 3_000
 CLEAN_HOLD_S = 3.0  # between the clean and the drifted phase: a few scrapes of the clean window (run report's drift series)
 
 
-def run(cfg: KindmlConfig, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float | None = None) -> dict[str, Any]:
-    from kindml.data.generate import build_world, generate_live
+def run(wl: Workload, env: RuntimeEnv, deployed_dir: Path, out_dir: Path, wait_s: float | None = None) -> dict[str, Any]:
     from kindml.monitoring.prometheus import LocalPrometheus
     from kindml.monitoring.rules import write_local_rules
     from kindml.serving.loadgen import payloads, run_load
 
     dep = json.loads((deployed_dir / "deployed.json").read_text(encoding="utf-8"))
     # drifted: wait until a drift alert fires (bounded); clean: long enough that one would have (local `for:` is 10 s)
-    wait_s = wait_s if wait_s is not None else (90.0 if cfg.data.drift > 0 else 30.0)
+    wait_s = wait_s if wait_s is not None else (90.0 if wl.cfg.data.drift > 0 else 30.0)
     ws = Workspace(Path(env.workspace)).ensure()
     out_dir.mkdir(parents=True, exist_ok=True)
-    d = cfg.data
-    world = build_world(d.seed, d.accounts, d.merchants, d.days, d.end_date)
-    clean = generate_live(world, CLEAN_REQUESTS, None, stream=11)
-    drifted = generate_live(world, DRIFT_REQUESTS, DriftSpec.from_severity(d.drift) if d.drift > 0 else None, stream=12)
+    d = wl.cfg.data
+    clean = wl.traffic(CLEAN_REQUESTS, 0.0, stream=11)
+    drifted = wl.traffic(DRIFT_REQUESTS, d.drift, stream=12)
     host_port = dep["url"].removeprefix("http://")
     timeline: list[dict[str, Any]] = []
     cluster = env.target == "kind"

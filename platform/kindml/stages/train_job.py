@@ -37,20 +37,20 @@ def _encode(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def submit_and_wait(cfg: KindmlConfig, env: RuntimeEnv, training_dir: Path, out_model_dir: Path, out_holdout_dir: Path,
+def submit_and_wait(ref: str, cfg: KindmlConfig, env: RuntimeEnv, training_dir: Path, out_model_dir: Path, out_holdout_dir: Path,
                     run_name: str, timeout_s: float = 3600.0) -> dict[str, Any]:
-    """Component side (kind target)."""
+    """Component side (kind target); ``ref`` is the workload reference (importable in the runtime image)."""
     from kubernetes import client, config
 
     from kindml.cluster.templates import RayJobParams, render_rayjob
     from kindml.registry import ensure_experiment, mlflow_env
 
     with mlflow_env(env.mlflow_tracking_uri) as mlflow:
-        exp = ensure_experiment(mlflow, cfg.registry.experiment, None)
+        exp = ensure_experiment(mlflow, cfg.registry.experiment or "kindml", None)
         with mlflow.start_run(experiment_id=exp, run_name=f"{run_name}-rayjob", tags={"kindml.stage": "train-input"}) as r:
             mlflow.log_artifacts(str(training_dir), artifact_path="input")
             input_run = r.info.run_id
-    entry = (f"python -m kindml.stages.train_job --input-run {input_run} --run-name {run_name} "
+    entry = (f"python -m kindml.stages.train_job --workload {_encode(ref)} --input-run {input_run} --run-name {run_name} "
              f"--config {_encode(cfg.model_dump_json())} --env {_encode(env.model_dump_json())}")
     job = render_rayjob(RayJobParams(run_id=run_name, entrypoint=entry, workers=cfg.train.workers, cpus_per_worker=cfg.train.cpus_per_worker))
     config.load_incluster_config()
@@ -84,12 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     from kindml.stages import train
 
     ap = argparse.ArgumentParser(prog="python -m kindml.stages.train_job")
+    ap.add_argument("--workload", required=True)
     ap.add_argument("--input-run", required=True)
     ap.add_argument("--run-name", required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--env", required=True)
     a = ap.parse_args(argv)
+    from kindml.workload.loader import load_workload
+
     cfg = KindmlConfig.model_validate_json(base64.urlsafe_b64decode(a.config))
+    wl = load_workload(base64.urlsafe_b64decode(a.workload).decode())(cfg)
     env = RuntimeEnv.model_validate_json(base64.urlsafe_b64decode(a.env))
     work = Path(tempfile.mkdtemp(prefix="train-job-"))
     (work / "tmp").mkdir()
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     with mlflow_env(env.mlflow_tracking_uri) as mlflow:
         inp = Path(mlflow.artifacts.download_artifacts(run_id=a.input_run, artifact_path="input", dst_path=str(work)))
     out = work / "output"
-    train.run(cfg, env, inp, out / "model", out / "holdout", a.run_name)
+    train.run(wl, env, inp, out / "model", out / "holdout", a.run_name)
     with mlflow_env(env.mlflow_tracking_uri) as mlflow, mlflow.start_run(run_id=a.input_run):
         mlflow.log_artifacts(str(out), artifact_path="output")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kindml.data.schema import NIGHT_HOURS, RISKY_CATEGORIES
+from kindml.pipelines.fraud.schema import NIGHT_HOURS, RISKY_CATEGORIES
 
 DAY_NS = 86_400 * 10**9
 

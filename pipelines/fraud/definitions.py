@@ -11,7 +11,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from kindml.features.aggregates import ACCOUNT_FEATURES, ACCOUNT_STRING_FEATURES, MERCHANT_FEATURES
+from kindml.pipelines.fraud.aggregates import (
+    ACCOUNT_FEATURES,
+    ACCOUNT_STRING_FEATURES,
+    MERCHANT_FEATURES,
+)
 
 FEATURE_SERVICE = "fraud_model_v1"
 ACCOUNT_VIEW = "account_daily"

@@ -16,11 +16,11 @@ and spread, shares) together with the transaction, but not trivially.
 
 Knobs:
 
-- :class:`~kindml.config.DriftSpec`: amount shift, category-mix shift, new merchants
+- :class:`DriftSpec`: amount shift, category-mix shift, new merchants
   (for live traffic that drifts away from training);
-- :class:`~kindml.config.CorruptionSpec`: nulls, out-of-range values, bad
-  categories and future timestamps, with an exact manifest of what was damaged
-  (so validation can be checked against ground truth).
+- :func:`corrupt`: nulls, out-of-range values, bad categories and future
+  timestamps, with an exact manifest of what was damaged (so validation can be
+  checked against ground truth).
 
 Everything is a pure function of the seed and the parameters.
 """
@@ -32,9 +32,40 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from kindml.config import CorruptionSpec, DriftSpec
-from kindml.data.schema import CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS
+from kindml.errors import ConfigError
+from kindml.pipelines.fraud.schema import CATEGORIES, CHANNELS, COUNTRIES, SEGMENTS
+
+CORRUPTION_KINDS: tuple[str, ...] = ("null", "out_of_range", "bad_category", "future_timestamp")
+
+
+class DriftSpec(BaseModel):
+    """How far generated traffic moves away from the training distribution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount_shift: float = Field(0.0, ge=-3.0, le=3.0, description="Shift of log(amount), in units of each account's log-amount sigma.")
+    category_shift: float = Field(0.0, ge=0.0, le=1.0, description="Share of the merchant-category mix moved to a drifted mix (0: none, 1: all).")
+    new_merchant_rate: float = Field(0.0, ge=0.0, le=1.0, description="Share of transactions at merchants never seen before.")
+
+    @classmethod
+    def from_severity(cls, severity: float) -> DriftSpec:
+        """One knob for the CLI: 0 is no drift, 1 is strong drift on every axis."""
+        if not 0.0 <= severity <= 3.0:
+            raise ConfigError(
+                f"drift severity {severity} is out of range",
+                "Use a value between 0 (no drift) and 3 (extreme); 1 is a strong, realistic drift.",
+            )
+        return cls(
+            amount_shift=round(0.75 * severity, 4),
+            category_shift=round(min(1.0, 0.5 * severity), 4),
+            new_merchant_rate=round(min(1.0, 0.3 * severity), 4),
+        )
+
+    @property
+    def is_zero(self) -> bool:
+        return self.amount_shift == 0 and self.category_shift == 0 and self.new_merchant_rate == 0
 
 # Base category mix and how drift moves it (toward online / risky spending).
 _BASE_MIX = np.array([0.22, 0.16, 0.10, 0.16, 0.07, 0.08, 0.05, 0.07, 0.06, 0.03])
@@ -260,15 +291,16 @@ def generate_live(world: FraudWorld, rows: int, drift: DriftSpec | None, days: i
     return world.transactions(rows, world.end, world.end + timedelta(days=days), drift=drift, stream=stream)
 
 
-def corrupt(df: pd.DataFrame, spec: CorruptionSpec, seed: int, max_amount: float = 25_000.0) -> tuple[pd.DataFrame, CorruptionManifest]:
-    """Damage ``spec.rate`` of the rows (one defect per row) and report exactly what was done."""
-    if spec.rate <= 0:
+def corrupt(df: pd.DataFrame, rate: float, seed: int, max_amount: float = 25_000.0,
+            kind_list: tuple[str, ...] | list[str] = CORRUPTION_KINDS) -> tuple[pd.DataFrame, CorruptionManifest]:
+    """Damage ``rate`` of the rows (one defect per row, kinds in turn) and report exactly what was done."""
+    if rate <= 0:
         return df, CorruptionManifest(rows=0)
     rng = np.random.default_rng([seed, 99])
     out = df.copy()
-    n_bad = int(round(spec.rate * len(df)))
+    n_bad = int(round(rate * len(df)))
     rows = rng.choice(len(df), n_bad, replace=False)
-    kinds = np.array(spec.kinds)[np.arange(n_bad) % len(spec.kinds)]
+    kinds = np.array(kind_list)[np.arange(n_bad) % len(kind_list)]
     counts: dict[str, int] = {}
 
     def bump(key: str, k: int) -> None:
@@ -277,7 +309,7 @@ def corrupt(df: pd.DataFrame, spec: CorruptionSpec, seed: int, max_amount: float
 
     out["merchant_category"] = out["merchant_category"].astype(object)
     out["channel"] = out["channel"].astype(object)
-    for kind in spec.kinds:
+    for kind in kind_list:
         idx = rows[kinds == kind]
         if idx.size == 0:
             continue

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from kindml.data.schema import CATEGORIES, NIGHT_HOURS
-from kindml.features.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+from kindml.pipelines.fraud.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+from kindml.pipelines.fraud.schema import CATEGORIES, NIGHT_HOURS
 
 SCHEMA_VERSION = 1
 REQUEST_FIELDS: tuple[str, ...] = ("amount", "merchant_category", "channel", "country", "hour")
@@ -209,6 +209,3 @@ def fit_spec(train_cols: Mapping[str, Any], feature_service: str) -> tuple[Prepr
     return spec, x
 
 
-def frame_columns(df: Any) -> dict[str, np.ndarray]:
-    """A pandas DataFrame as the column mapping the assembler takes."""
-    return {c: df[c].to_numpy() for c in df.columns}

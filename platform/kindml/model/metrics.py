@@ -1,0 +1,146 @@
+"""Metric sets per task, computed on a holdout: what ``evaluate`` reports and the gate compares.
+
+Every set is a function ``(y, p, threshold) -> dict`` whose scalar entries are
+the metrics (``METRIC_SETS[task]`` names them; the first is the headline) and
+whose other entries (confusion, calibration bins, per-class tables) feed the
+report. ``p`` is the positive-class probability (binary, shape ``(n,)``) or
+the class probabilities (multiclass, shape ``(n, classes)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+METRIC_SETS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece"),
+    "multiclass": ("macro_f1", "accuracy", "weighted_f1", "log_loss", "ece"),
+}
+"""Scalar metrics of each task, headline first. Lower is better for ``brier``, ``ece`` and ``log_loss``."""
+LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss"})
+SUMMARY_EXTRA: dict[str, tuple[str, ...]] = {"binary": ("rows", "positives"), "multiclass": ("rows", "classes")}
+
+
+def compute(task: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The task's metric set."""
+    if task == "binary":
+        return {"task": task, **classification_metrics(y, p, threshold)}
+    if task == "multiclass":
+        return {"task": task, **multiclass_metrics(y, p, class_names)}
+    raise ValueError(f"unknown task {task!r}")
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar metrics of a metrics.json that go into summary.json (the same keys for every run of a task)."""
+    task = metrics.get("task", "binary")
+    keys = (*METRIC_SETS.get(task, ()), *SUMMARY_EXTRA.get(task, ()))
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
+def multiclass_metrics(y: np.ndarray, p: np.ndarray, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Accuracy, macro / weighted F1, log loss, per-class precision/recall/F1, confusion matrix, calibration of the top score."""
+    from sklearn.metrics import (
+        confusion_matrix,
+        f1_score,
+        log_loss,
+        precision_recall_fscore_support,
+    )
+
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=np.float64)
+    n_classes = p.shape[1]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    pred = p.argmax(axis=1)
+    labels = list(range(n_classes))
+    prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    conf = confusion_matrix(y, pred, labels=labels)
+    top = p.max(axis=1)
+    correct = (pred == y).astype(float)
+    bins = np.linspace(0.0, 1.0, 11)
+    which = np.clip(np.digitize(top, bins[1:-1]), 0, 9)
+    ece, calib = 0.0, []
+    for b in range(10):
+        sel = which == b
+        if sel.any():
+            conf_b, acc_b = float(top[sel].mean()), float(correct[sel].mean())
+            ece += sel.mean() * abs(conf_b - acc_b)
+            calib.append({"bin": f"{bins[b]:.1f}-{bins[b + 1]:.1f}", "n": int(sel.sum()), "mean_score": conf_b, "accuracy": acc_b})
+    return {
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "accuracy": float(correct.mean()),
+        "weighted_f1": float(f1_score(y, pred, labels=labels, average="weighted", zero_division=0)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1.0), labels=labels)),
+        "ece": float(ece),
+        "rows": int(len(y)),
+        "classes": names,
+        "per_class": [{"class": names[i], "precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+                      for i in labels],
+        "confusion_matrix": conf.astype(int).tolist(),
+        "calibration": calib,
+    }
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """ROC AUC, PR AUC, precision/recall/F1 at the threshold, calibration (Brier, ECE, bins)."""
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        confusion_matrix,
+        roc_auc_score,
+    )
+
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=np.float64)
+    pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    bins = np.linspace(0.0, 1.0, 11)
+    which = np.clip(np.digitize(p, bins[1:-1]), 0, 9)
+    calib = []
+    ece = 0.0
+    for b in range(10):
+        sel = which == b
+        if not sel.any():
+            continue
+        conf, acc = float(p[sel].mean()), float(y[sel].mean())
+        ece += sel.mean() * abs(conf - acc)
+        calib.append({"bin": f"{bins[b]:.1f}-{bins[b + 1]:.1f}", "n": int(sel.sum()), "mean_score": conf, "positive_rate": acc})
+    # recall at a fixed alert budget: what share of the positives is in the top 1% of scores
+    top = max(1, int(round(0.01 * len(p))))
+    order = np.argsort(-p, kind="stable")
+    recall_at_1pct = float(y[order[:top]].sum() / max(y.sum(), 1))
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "threshold": threshold,
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "recall_at_1pct_alerts": recall_at_1pct,
+        "brier": float(brier_score_loss(y, p)),
+        "ece": float(ece),
+        "positives": int(y.sum()),
+        "rows": int(len(y)),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "calibration": calib,
+    }
+
+
+def curves(y: np.ndarray, p: np.ndarray, points: int = 101) -> dict[str, list[float]]:
+    """Down-sampled ROC and PR curves for reports."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    prec, rec, _ = precision_recall_curve(y, p)
+    idx_roc = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).astype(int))
+    idx_pr = np.unique(np.linspace(0, len(prec) - 1, min(points, len(prec))).astype(int))
+    return {
+        "roc_fpr": fpr[idx_roc].round(5).tolist(),
+        "roc_tpr": tpr[idx_roc].round(5).tolist(),
+        "pr_recall": rec[idx_pr].round(5).tolist(),
+        "pr_precision": prec[idx_pr].round(5).tolist(),
+    }
