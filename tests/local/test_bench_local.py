@@ -27,8 +27,8 @@ def _tiny(models: tuple[str, ...], out: Path, work: Path, **kw: Any) -> dict[str
 
 @pytest.fixture(scope="module")
 def fraud_built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from kindml.bench import fraud
     from kindml.bench.onnx_export import quiet_torch_export
+    from kindml.pipelines.fraud import bench as fraud
 
     with quiet_torch_export():
         return fraud.build(tmp_path_factory.mktemp("fraud"), None, None)
@@ -106,7 +106,7 @@ def test_choose_variant_for_the_capstone(fraud_built: dict[str, Any], tmp_path: 
 def test_fraud_model_rebuilt_from_its_onnx(fraud_built: dict[str, Any]) -> None:
     import torch
 
-    from kindml.bench.fraud import rebuild_from_onnx
+    from kindml.pipelines.fraud.bench import rebuild_from_onnx
 
     net = rebuild_from_onnx(fraud_built["onnx_path"])
     x = torch.from_numpy(fraud_built["data"].x_test[:256])
@@ -116,8 +116,8 @@ def test_fraud_model_rebuilt_from_its_onnx(fraud_built: dict[str, Any]) -> None:
 
 def test_fraud_model_from_the_registry_champion(fraud_built: dict[str, Any], tmp_path: Path) -> None:
     from kindml import registry
-    from kindml.bench.fraud import TRAIN_WORLD, RegistrySource
     from kindml.bench.models import fraud_case
+    from kindml.pipelines.fraud.bench import TRAIN_WORLD, RegistrySource
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     onnx_path = fraud_built["onnx_path"]

@@ -26,16 +26,26 @@ def _data(n: int = 4000, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.nda
     return x, y
 
 
+def fit(x: np.ndarray, y: np.ndarray, cfg: object, tmp_path: Path) -> object:
+    """The platform's Tune + Train DDP fit of its tabular MLP recipe on a small binary problem."""
+    from kindml.model.mlp import MLPRecipe
+    from kindml.model.train import tune_then_fit
+
+    meta = {"n_inputs": x.shape[1], "mean": list(map(float, x.mean(0))), "std": list(map(float, x.std(0)))}
+    return tune_then_fit(MLPRecipe("binary"), {"features": x[:3000], "y": y[:3000]}, {"features": x[3000:], "y": y[3000:]}, meta,
+                         cfg, tmp_path / "ray", tmp_path / "out")
+
+
 def test_ray_worker_killed_mid_training_is_restored_from_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decision: a worker crash is survived up to train.max_failures by restoring the last epoch checkpoint."""
     from kindml.config import TrainConfig
-    from kindml.model.train import ray_session, tune_then_fit
+    from kindml.model.train import ray_session
 
     x, y = _data()
     monkeypatch.setenv("KINDML_FAULT_KILL_WORKER_AT_EPOCH", "1")
     cfg = TrainConfig(workers=2, epochs=3, tune_trials=1, tune_epochs=1, max_failures=1, batch_size=256)
     with ray_session(2):
-        res = tune_then_fit(x[:3000], y[:3000], x[3000:], y[3000:], list(x.mean(0)), list(x.std(0)), cfg, tmp_path / "ray", tmp_path / "out")
+        res = fit(x, y, cfg, tmp_path)
     assert res.restored_from_checkpoint is True
     assert (tmp_path / "out" / "model.pt").is_file()
     assert [h["epoch"] for h in res.history][-1] == 3  # all epochs, none repeated after the restore
@@ -44,21 +54,23 @@ def test_ray_worker_killed_mid_training_is_restored_from_checkpoint(tmp_path: Pa
 def test_ray_worker_crash_beyond_max_failures_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kindml.config import TrainConfig
     from kindml.errors import KindmlError
-    from kindml.model.train import ray_session, tune_then_fit
+    from kindml.model.train import ray_session
 
     x, y = _data()
     monkeypatch.setenv("KINDML_FAULT_KILL_WORKER_AT_EPOCH", "1")
     cfg = TrainConfig(workers=2, epochs=3, tune_trials=1, tune_epochs=1, max_failures=0, batch_size=256)
     # a fresh storage folder has no "already injected" marker; max_failures=0 means the one crash is fatal
     with ray_session(2), pytest.raises(KindmlError) as e:
-        tune_then_fit(x[:3000], y[:3000], x[3000:], y[3000:], list(x.mean(0)), list(x.std(0)), cfg, tmp_path / "ray", tmp_path / "out")
+        fit(x, y, cfg, tmp_path)
     assert "worker failure" in e.value.message and "max_failures" in e.value.hint
 
 
 def test_redis_down_during_serving_degrades_then_recovers(tmp_path: Path) -> None:
     """Decision: when the online store fails, lookups answer 'unknown' (or the cached value) with degraded=True; no crash."""
-    from kindml.data.generate import build_world, generate_history
     from kindml.features import store as fstore
+    from kindml.pipelines.fraud.aggregates import account_daily, merchant_daily
+    from kindml.pipelines.fraud.data import build_world, generate_history
+    from kindml.pipelines.fraud.definitions import FEATURE_SERVICE, feature_objects
     from kindml.services.redis import ensure_redis, stop_redis
     from kindml.serving.online import OnlineFeatures
     from kindml.workspace import Workspace
@@ -70,28 +82,30 @@ def test_redis_down_during_serving_degrades_then_recovers(tmp_path: Path) -> Non
         world = build_world(1, 100, 30, 20, date(2026, 1, 20))
         tx = generate_history(world, 3000)
         data = tmp_path / "repo" / "data"
-        fstore.write_offline_tables(tx, world.accounts, pd.Timestamp(world.start), 20, data)
+        start = pd.Timestamp(world.start)
+        fstore.write_offline_tables({"account_daily": account_daily(tx, world.accounts, start, 20), "merchant_daily": merchant_daily(tx, start, 20)},
+                                    data)
         store = fstore.open_store(tmp_path / "repo", "faults", "redis", conn)
-        fstore.apply_definitions(store, data)
+        fstore.apply_definitions(store, feature_objects(data))
         fstore.materialize(store, world.start, world.end)
-        feats = OnlineFeatures(tmp_path / "repo", "faults", "redis", conn, cache_seconds=0.0).open()
+        feats = OnlineFeatures(tmp_path / "repo", "faults", FEATURE_SERVICE, "redis", conn, cache_seconds=0.0).open()
         recent = tx.sort_values("event_timestamp").tail(3)
         ids = recent["account_id"].to_numpy(dtype=np.int64)
         mids = recent["merchant_id"].to_numpy(dtype=np.int64)
         at = world.end.timestamp()
-        ok = feats.lookup(ids, mids, at)
-        assert not ok.degraded and ok.account_known.all()
+        ok = feats.lookup({"account_id": ids, "merchant_id": mids}, at)
+        assert not ok.degraded and ok.known["account_id"].all()
         stop_redis(ws)
-        down = feats.lookup(ids, mids, at)
+        down = feats.lookup({"account_id": ids, "merchant_id": mids}, at)
         # keys seen before are answered from the (stale) cache, flagged degraded
-        assert down.degraded and down.account_known.all() and "Error" in (down.error or "")
+        assert down.degraded and down.known["account_id"].all() and "Error" in (down.error or "")
         assert np.allclose(down.columns["txn_count_30d"], ok.columns["txn_count_30d"])
         others = np.array(sorted(set(tx["account_id"]) - set(ids))[:3], dtype=np.int64)
-        cold = feats.lookup(others, mids, at)  # never seen: unknown ("no history" defaults), degraded, no exception
-        assert cold.degraded and not cold.account_known.any() and np.isnan(cold.columns["txn_count_30d"]).all()
+        cold = feats.lookup({"account_id": others, "merchant_id": mids}, at)  # never seen: unknown ("no history" defaults), degraded, no exception
+        assert cold.degraded and not cold.known["account_id"].any() and np.isnan(cold.columns["txn_count_30d"]).all()
         conn2 = ensure_redis(ws, port=port)  # same address: the predictor needs no restart
         assert conn2 == conn
-        back = feats.lookup(ids, mids, at)
+        back = feats.lookup({"account_id": ids, "merchant_id": mids}, at)
         assert not back.degraded  # recovered (the RDB snapshot brings the materialized rows back)
     finally:
         stop_redis(ws)

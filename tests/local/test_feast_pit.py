@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from kindml.features import store as fstore
-from kindml.features.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
-from kindml.features.definitions import FEATURE_SERVICE
+from kindml.pipelines.fraud.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+from kindml.pipelines.fraud.definitions import FEATURE_SERVICE, feature_objects
 
 pytestmark = pytest.mark.local
 
@@ -39,7 +39,7 @@ def test_point_in_time_join(tmp_path: Path) -> None:
     acc.to_parquet(data / "account_daily.parquet", index=False)
     mer.to_parquet(data / "merchant_daily.parquet", index=False)
     store = fstore.open_store(tmp_path / "repo", "pit_test")
-    fstore.apply_definitions(store, data)
+    fstore.apply_definitions(store, feature_objects(data))
     entity = pd.DataFrame({
         "transaction_id": ["a", "b", "c", "d", "e", "f"],
         "account_id": np.array([1, 1, 1, 1, 2, 3], dtype="int64"),
@@ -48,7 +48,7 @@ def test_point_in_time_join(tmp_path: Path) -> None:
                             ts("2026-01-03 06:00"), ts("2026-01-03 06:00")],
         "is_fraud": [0, 1, 0, 0, 1, 0],
     })
-    out = fstore.historical_features(store, entity, FEATURE_SERVICE).set_index("transaction_id")
+    out = fstore.historical_features(store, entity, FEATURE_SERVICE, "transaction_id").set_index("transaction_id")
     assert list(out.index) == list(entity["transaction_id"])  # nothing dropped, order kept
     got = out["txn_count_30d"]
     assert got["a"] == 10.0  # the snapshot before, not the later one

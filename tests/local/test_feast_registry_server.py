@@ -105,22 +105,25 @@ def pod_env(registry: str, redis: str, folder: Path, **extra: str) -> dict[str, 
 
 def test_features_stage_in_one_pod_predictor_lookup_in_another(registry_server, redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from kindml.config import KindmlConfig
-    from kindml.features.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+    from kindml.pipelines.fraud.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+    from kindml.pipelines.fraud.definitions import FEATURE_SERVICE
+    from kindml.pipelines.fraud.workload import FraudWorkload
     from kindml.runtime import RuntimeEnv
     from kindml.serving.online import features_for
     from kindml.stages import features as features_stage
     from kindml.stages import ingest
     from kindml.workspace import Workspace
 
-    cfg = KindmlConfig.model_validate({"data": {"rows": 6000, "days": 30, "accounts": 300, "merchants": 60}})
+    cfg = KindmlConfig.model_validate({"data": {"rows": 6000, "days": 30}, "workloads": {"fraud": {"accounts": 300, "merchants": 60}}})
+    wl = FraudWorkload(cfg)
     address = str(registry_server["address"])
     # pod A: the KFP features task
     pod_a = tmp_path / "pod-a"
     env_a = RuntimeEnv.kind(pod_env(address, redis, pod_a))
     assert env_a.target == "kind" and env_a.feature_registry == address and env_a.online_store == "redis"
     raw = tmp_path / "raw"
-    ingest.run(cfg, raw)
-    info = features_stage.run(cfg, env_a, raw, tmp_path / "training")
+    ingest.run(wl, raw)
+    info = features_stage.run(wl, env_a, raw, tmp_path / "training")
     assert info["registry"] == address and info["rows"] == 6000
     assert not (pod_a / "features" / "registry.db").exists()  # definitions went to the server, not a local file
     assert (Path(str(registry_server["folder"])) / "registry.db").is_file()  # the server persisted them (its PVC on the cluster)
@@ -130,7 +133,7 @@ def test_features_stage_in_one_pod_predictor_lookup_in_another(registry_server, 
     # pod B: the predictor, an empty folder, environment from the same ConfigMap
     pod_b = tmp_path / "pod-b"
     pod_b.mkdir()
-    feats = features_for(cfg, Workspace(pod_b), pod_env(address, redis, pod_b, KINDML_TARGET="kind"))
+    feats = features_for(cfg, Workspace(pod_b), FEATURE_SERVICE, pod_env(address, redis, pod_b, KINDML_TARGET="kind"))
     assert feats is not None and feats.registry == address
     assert set(feats.feature_names) >= set(ACCOUNT_FEATURES) | set(MERCHANT_FEATURES)  # the whole service, from the server
     assert set(feats.feature_names) <= set(training.columns)  # the same features training saw
@@ -138,24 +141,24 @@ def test_features_stage_in_one_pod_predictor_lookup_in_another(registry_server, 
     tx = pd.read_parquet(raw / "transactions.parquet").sort_values("event_timestamp")
     recent = tx.tail(20)
     end = pd.Timestamp(info["materialized"][1]).timestamp()
-    got = feats.lookup(recent["account_id"].to_numpy(np.int64), recent["merchant_id"].to_numpy(np.int64), at=end)
+    got = feats.lookup({"account_id": recent["account_id"].to_numpy(np.int64), "merchant_id": recent["merchant_id"].to_numpy(np.int64)}, at=end)
     assert not got.degraded
-    assert got.account_known.all() and got.merchant_known.all()  # materialized by pod A, read by pod B
+    assert got.known["account_id"].all() and got.known["merchant_id"].all()  # materialized by pod A, read by pod B
     assert np.isfinite(got.columns["txn_count_30d"]).all()
-    unknown = feats.lookup(np.array([10_000_000], np.int64), np.array([10_000_000], np.int64), at=end)
-    assert not unknown.account_known.any()  # an account the store never saw stays "unknown", not an error
+    unknown = feats.lookup({"account_id": np.array([10_000_000], np.int64), "merchant_id": np.array([10_000_000], np.int64)}, at=end)
+    assert not unknown.known["account_id"].any()  # an account the store never saw stays "unknown", not an error
 
 
 def test_predictor_without_definitions_on_the_server_fails_with_a_hint(registry_server, redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from kindml.config import KindmlConfig
     from kindml.errors import ServingError
-    from kindml.features.definitions import FEATURE_SERVICE
+    from kindml.pipelines.fraud.definitions import FEATURE_SERVICE
     from kindml.serving.online import features_for
     from kindml.workspace import Workspace
 
     cfg = KindmlConfig.model_validate({"features": {"project": "never_applied"}})
     with pytest.raises(ServingError) as e:
-        features_for(cfg, Workspace(tmp_path), pod_env(str(registry_server["address"]), redis, tmp_path, KINDML_TARGET="kind"))
+        features_for(cfg, Workspace(tmp_path), FEATURE_SERVICE, pod_env(str(registry_server["address"]), redis, tmp_path, KINDML_TARGET="kind"))
     assert str(registry_server["address"]) in e.value.message and FEATURE_SERVICE in e.value.message and "never_applied" in e.value.message
     assert "features stage" in e.value.hint
 
@@ -169,6 +172,6 @@ def test_unreachable_registry_server_is_named(redis, tmp_path: Path) -> None:  #
 
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(PrerequisiteMissing) as e:
-        features_for(KindmlConfig(), Workspace(tmp_path), pod_env(address, redis, tmp_path, KINDML_TARGET="kind"))
+        features_for(KindmlConfig(), Workspace(tmp_path), "fraud_model_v1", pod_env(address, redis, tmp_path, KINDML_TARGET="kind"))
     assert address in e.value.message and "UNAVAILABLE" in e.value.message
     assert "featurestore kindml" in e.value.hint

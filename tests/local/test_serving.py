@@ -89,7 +89,7 @@ def test_unknown_account_is_scored_with_defaults(server) -> None:  # type: ignor
 
 
 def test_fully_specified_rows_skip_feast(server) -> None:  # type: ignore[no-untyped-def]
-    from kindml.features.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
+    from kindml.pipelines.fraud.aggregates import ACCOUNT_FEATURES, MERCHANT_FEATURES
 
     inst = instance(server["tx"].iloc[-1]) | {f: 1.0 for f in (*ACCOUNT_FEATURES, *MERCHANT_FEATURES)} | {"home_country": "US"}
     code, body = post(f"{server['url']}/v1/models/{server['model']}:predict", {"instances": [inst, inst]})
@@ -150,10 +150,10 @@ def test_metrics_exposed(server) -> None:  # type: ignore[no-untyped-def]
 
 def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, list]:  # type: ignore[no-untyped-def]
     """A real Prometheus scraping the running predictor while loadgen sends traffic; returns (alerts, psi series, samples)."""
-    from kindml.config import DriftSpec
-    from kindml.data.generate import build_world, generate_live
     from kindml.monitoring.prometheus import LocalPrometheus
     from kindml.monitoring.rules import write_local_rules
+    from kindml.pipelines.fraud.data import DriftSpec, build_world, generate_live
+    from kindml.pipelines.fraud.serving import FraudSignature
     from kindml.serving.loadgen import payloads, run_load
 
     s = server["summary"]["params"]
@@ -163,7 +163,7 @@ def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, lis
     rules = write_local_rules(folder / "rules.yml")
     host_port = server["url"].removeprefix("http://")
     with LocalPrometheus(folder, [host_port], rules) as prom:
-        stats = run_load(server["url"], server["model"], payloads(tx), threads=4)
+        stats = run_load(server["url"], server["model"], payloads(FraudSignature([], 0.5).instances(tx)), threads=4)
         assert stats.errors == 0
         import time
 
@@ -201,7 +201,8 @@ def test_load_60s_at_target_rate_zero_errors_and_bounded_memory(server) -> None:
     performance is measured in benchmarks/serving, not in tests."""
     import psutil
 
-    from kindml.data.generate import build_world, generate_live
+    from kindml.pipelines.fraud.data import build_world, generate_live
+    from kindml.pipelines.fraud.serving import FraudSignature
     from kindml.serving.loadgen import payloads, run_load
     from kindml.serving.server import read_state
 
@@ -209,7 +210,7 @@ def test_load_60s_at_target_rate_zero_errors_and_bounded_memory(server) -> None:
     proc = psutil.Process(st.pid)
     s = server["summary"]["params"]
     world = build_world(s["seed"], 1500, 400, s["days"], None)
-    bodies = payloads(generate_live(world, 14_000, None, stream=77))
+    bodies = payloads(FraudSignature([], 0.5).instances(generate_live(world, 14_000, None, stream=77)))
     warm = run_load(server["url"], server["model"], bodies[:2000], rps=200, duration=10)
     rss0 = proc.memory_info().rss
     stats = run_load(server["url"], server["model"], bodies[2000:], rps=200, duration=60)

@@ -6,20 +6,29 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from kindml.config import CorruptionSpec, ValidationConfig
-from kindml.data.generate import build_world, corrupt, generate_history
-from kindml.validation import validate_raw
+from kindml.config import KindmlConfig, ValidationConfig
+from kindml.pipelines.fraud.data import build_world, corrupt, generate_history
+from kindml.pipelines.fraud.workload import FraudWorkload
+from kindml.validation import validate_tables
 
 pytestmark = pytest.mark.local
 
 NOW = datetime(2026, 2, 1, 12, tzinfo=UTC)
 
 
+def validate_raw(tx, accounts, cfg: ValidationConfig, now: datetime):  # type: ignore[no-untyped-def]
+    """What the validate stage does with the fraud workload's suites."""
+    wl = FraudWorkload(KindmlConfig(validation=cfg))
+    tables = {"transactions": tx, "accounts": accounts}
+    report, clean, quarantine = validate_tables(tables, wl.suites(tables, now), cfg, rebuild=lambda t: wl.suites(t, now))
+    return report, clean["transactions"], quarantine
+
+
 @pytest.fixture(scope="module")
 def data():  # type: ignore[no-untyped-def]
     world = build_world(3, 200, 60, 20, date(2026, 1, 31))
     tx = generate_history(world, 4_000)
-    bad, manifest = corrupt(tx, CorruptionSpec(rate=0.05), 3)
+    bad, manifest = corrupt(tx, 0.05, 3)
     return world, tx, bad, manifest
 
 

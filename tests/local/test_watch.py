@@ -27,13 +27,18 @@ def test_only_firing_drift_alerts_trigger() -> None:
 
 
 def test_watch_retrains_once_and_records_the_gate_decision(tmp_path: Path) -> None:
-    from kindml.config import load_config
     from kindml.monitoring.watch import watch
-    from kindml.pipeline.local import run_capstone
+    from kindml.pipeline.local import run_pipeline
+    from kindml.pipeline.source import from_module
+    from kindml.workload.loader import workload_config
     from kindml.workspace import Workspace
 
-    cfg = load_config(environ={"KINDML_HOME": str(tmp_path / "ws")}, cwd=tmp_path, overrides={
+    fraud = from_module("fraud", "kindml.pipelines.fraud.pipeline:pipeline", "kindml.pipelines.fraud.workload")
+    cfg = workload_config(fraud.workload, environ={"KINDML_HOME": str(tmp_path / "ws")}, overrides={
         "data.rows": 12_000, "data.days": 50, "train.epochs": 3, "train.tune_trials": 2})
+
+    def run_capstone(c, w, serve=True):  # type: ignore[no-untyped-def]  # what `kindml monitor watch` passes
+        return run_pipeline(fraud, c, w, serve=serve)
     ws = Workspace(cfg.home)
     promoted: list[dict] = []
     decisions = watch(cfg, ws, lambda: [_alert("KindmlFeatureDrift")], run_capstone, promoted.append,

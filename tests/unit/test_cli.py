@@ -87,12 +87,14 @@ def test_pipeline_compile_round_trip(tmp_path: Path, cli_env: dict[str, str]) ->
     res = kindml(["pipeline", "compile", "--out", str(tmp_path), "-o", "json"], cli_env)
     assert res.returncode == 0, res.stderr
     entries = {e["pipeline"]: e for e in json.loads(res.stdout)}
-    assert set(entries) == {"capstone", "bench-gpu"}
-    entry = entries["capstone"]
+    from kindml.pipelines import CAPSTONES
+
+    assert set(entries) == {*CAPSTONES, "bench-gpu"}
+    entry = entries["fraud"]
     from kfp import components
 
     comp = components.load_component_from_file(entry["path"])
-    assert comp.name == "kindml-capstone"
+    assert comp.name == "kindml-fraud"
     for p in ("rows", "days", "seed", "corruption_rate", "quarantine", "min_roc_auc"):
         assert p in comp.component_spec.inputs
     text = Path(entry["path"]).read_text()

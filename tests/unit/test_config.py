@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kindml.config import DriftSpec, KindmlConfig, load_config
+from kindml.config import KindmlConfig, load_config
 from kindml.errors import ConfigError
 
 
@@ -60,6 +60,8 @@ def test_file_source_needs_path(tmp_path: Path) -> None:
 
 
 def test_drift_severity() -> None:
+    from kindml.pipelines.fraud.data import DriftSpec
+
     assert DriftSpec.from_severity(0).is_zero
     strong = DriftSpec.from_severity(1.0)
     assert strong.amount_shift > 0 and strong.category_shift > 0 and strong.new_merchant_rate > 0
@@ -82,3 +84,32 @@ def test_explicit_null_override(tmp_path: Path) -> None:
     cfg = load_config(environ={}, overrides={**over, "data.rows": None}, cwd=tmp_path)
     assert cfg.validation.freshness_days is None and cfg.train.workers == 3 and cfg.data.rows == 60_000
     assert KindmlConfig().with_overrides(over).validation.freshness_days is None
+
+
+def test_workload_defaults_sit_under_file_env_and_flags(tmp_path: Path) -> None:
+    """A workload's defaults (model name, experiment, its own train settings) apply unless the user sets the field."""
+    (tmp_path / "kindml.yaml").write_text("train:\n  epochs: 9\n")
+    defaults = {"train.epochs": 3, "train.batch_size": 64, "registry.model_name": "text-intents"}
+    cfg = load_config(environ={"KINDML_TRAIN__WORKERS": "3"}, cwd=tmp_path, defaults=defaults)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.workers) == (9, 64, 3)
+    assert cfg.registry.model == "text-intents"
+    assert load_config(environ={}, cwd=tmp_path, defaults=defaults, overrides={"train.batch_size": 8}).train.batch_size == 8
+
+
+def test_workload_options_are_validated_by_the_workload(tmp_path: Path) -> None:
+    from kindml.pipelines.fraud.workload import FraudWorkload
+
+    ok = FraudWorkload(load_config(environ={}, cwd=tmp_path, overrides={"workloads": {"fraud": {"accounts": 80}}}))
+    assert ok.options.accounts == 80
+    (tmp_path / "kindml.yaml").write_text("workloads:\n  fraud:\n    acounts: 80\n")
+    with pytest.raises(ConfigError) as e:
+        FraudWorkload(load_config(environ={}, cwd=tmp_path))
+    assert "workloads.fraud.acounts" in e.value.message and "unknown field" in e.value.message
+    assert "accounts" in e.value.hint
+
+
+def test_unknown_corruption_kind_is_refused_by_the_workload(tmp_path: Path) -> None:
+    from kindml.pipelines.fraud.workload import FraudWorkload
+
+    with pytest.raises(ConfigError, match="not offered by workload 'fraud'"):
+        FraudWorkload(load_config(environ={}, cwd=tmp_path, overrides={"data.corruption.kinds": ["null", "typo"]}))

@@ -5,9 +5,14 @@ from datetime import date
 import numpy as np
 import pytest
 
-from kindml.config import CorruptionSpec, DriftSpec
-from kindml.data.generate import build_world, corrupt, generate_history, generate_live
 from kindml.data.load import content_hash
+from kindml.pipelines.fraud.data import (
+    DriftSpec,
+    build_world,
+    corrupt,
+    generate_history,
+    generate_live,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,7 @@ def test_drift_moves_amounts_and_categories(world) -> None:  # type: ignore[no-u
 
 def test_corruption_manifest_is_exact(world) -> None:  # type: ignore[no-untyped-def]
     tx = generate_history(world, 8_000)
-    bad, manifest = corrupt(tx, CorruptionSpec(rate=0.05), 1)
+    bad, manifest = corrupt(tx, 0.05, 1)
     assert manifest.rows == 400 and sum(manifest.counts.values()) == 400
     assert bad["amount"].isna().sum() == manifest.counts["null:amount"]
     assert (bad["amount"] < 0).sum() + (bad["amount"] > 25_000).sum() == manifest.counts["out_of_range:amount"]

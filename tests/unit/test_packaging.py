@@ -33,11 +33,12 @@ def test_python_m_kindml_from_repo_root() -> None:
 
 
 def test_editable_install_maps_components_and_pipelines() -> None:
-    code = "import kindml.components.ingest.component as c, kindml.pipelines.capstone as p; print(c.__file__); print(p.__file__)"
+    # (kindml.components re-exports each component function under its folder's name, so import the module with from-import)
+    code = "from kindml.components.ingest import component as c; import kindml.pipelines.fraud.pipeline as p; print(c.__file__); print(p.__file__)"
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, check=True)
     comp, pipe = out.stdout.split()
     assert comp == str(REPO / "components" / "ingest" / "component.py")
-    assert pipe == str(REPO / "pipelines" / "capstone.py")
+    assert pipe == str(REPO / "pipelines" / "fraud" / "pipeline.py")
 
 
 def test_every_package_directory_is_listed_in_pyproject() -> None:
@@ -57,12 +58,12 @@ def test_wheel_contains_mapped_packages_and_imports_from_it(tmp_path: Path) -> N
     wheel = next((tmp_path / "dist").glob("kindml-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "kindml/components/ingest/component.py" in names
-    assert "kindml/pipelines/capstone.py" in names
+    assert "kindml/pipelines/fraud/pipeline.py" in names
     assert not any(n.startswith("platform/") for n in names)
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # the extracted wheel comes first on sys.path, ahead of the editable install
-    code = "import kindml, kindml.pipelines.capstone, kindml.cli.main; print(kindml.__file__)"
+    code = "import kindml, kindml.pipelines.fraud.pipeline, kindml.cli.main; print(kindml.__file__)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith(str(site))

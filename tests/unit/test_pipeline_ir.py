@@ -1,4 +1,4 @@
-"""The capstone's compiled KFP IR carries what the cluster needs: every task gets the
+"""Every capstone's compiled KFP IR carries what the cluster needs: every task gets the
 in-cluster addresses (ConfigMap kindml-runtime-env, via kfp-kubernetes) and
 resource requests and limits; the embedded default ignores both."""
 
@@ -10,19 +10,23 @@ import yaml
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def ir(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
-    from kindml.pipeline.compile import compile_all
+from kindml.pipelines import CAPSTONES  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=sorted(CAPSTONES))
+def ir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    from kindml.pipeline.compile import compile_pipelines
+    from kindml.pipelines import PIPELINES
 
     out = tmp_path_factory.mktemp("ir")
-    compile_all(out, ["capstone"])
-    spec, platform = list(yaml.safe_load_all((out / "capstone.yaml").read_text()))
+    compile_pipelines(out, PIPELINES, [request.param])
+    spec, platform = list(yaml.safe_load_all((out / f"{request.param}.yaml").read_text()))
     return spec, platform
 
 
 def test_every_task_gets_the_runtime_env_configmap(ir) -> None:  # type: ignore[no-untyped-def]
     from kindml.cluster import endpoints
-    from kindml.pipelines.capstone import STAGES
+    from kindml.pipeline.tasks import STAGES
 
     spec, platform = ir
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
@@ -36,7 +40,7 @@ def test_every_task_gets_the_runtime_env_configmap(ir) -> None:  # type: ignore[
 
 
 def test_every_task_has_requests_and_limits_and_train_stays_small(ir) -> None:  # type: ignore[no-untyped-def]
-    from kindml.pipelines.capstone import RESOURCES
+    from kindml.pipeline.tasks import RESOURCES
 
     spec, _ = ir
     executors = spec["deploymentSpec"]["executors"]
@@ -56,3 +60,15 @@ def test_task_images_are_the_runtime_image(ir) -> None:  # type: ignore[no-untyp
 
     spec, _ = ir
     assert {ex["container"]["image"] for ex in spec["deploymentSpec"]["executors"].values()} == {RUNTIME_IMAGE}
+
+
+def test_every_task_gets_its_workload_and_the_config(ir) -> None:  # type: ignore[no-untyped-def]
+    """The reusable components are parameterised by the workload: every task of a capstone names the same one."""
+    spec, _ = ir
+    refs = set()
+    for task in spec["root"]["dag"]["tasks"].values():
+        params = task.get("inputs", {}).get("parameters", {})
+        if "workload" in params:
+            refs.add(params["workload"]["runtimeValue"]["constant"])
+            assert params["config_json"]["componentInputParameter"] == "config_json"
+    assert len(refs) == 1 and next(iter(refs)).startswith("kindml.pipelines.")

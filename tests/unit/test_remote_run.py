@@ -1,4 +1,4 @@
-"""`kindml capstone --target kind` without a cluster: progress from KFP task states, bounded waits, failure summaries.
+"""`kindml run --target kind` without a cluster: progress from KFP task states, bounded waits, failure summaries.
 
 The KFP API server cannot run here, so it is replaced at the client boundary by
 a scripted stand-in returning the KFP SDK's own response models
@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kindml.pipeline.source import from_module  # noqa: E402
+
+FRAUD_SOURCE = from_module("fraud", "kindml.pipelines.fraud.pipeline:pipeline", "kindml.pipelines.fraud.workload")
 
 pytestmark = pytest.mark.unit
 
@@ -94,15 +98,16 @@ def test_failed_run_writes_a_summary_naming_the_stage(tmp_path: Path, monkeypatc
         run("FAILED", task("ingest", "SUCCEEDED", 0, 5), task("validate", "FAILED", 5, 9), error="task validate failed"),
     ])
     with pytest.raises(PipelineFailed) as e:
-        run_on_kfp(KindmlConfig(), ws, "r1", client=client, poll_s=0, mlflow_uri=(tmp_path / "no-mlflow").as_uri())
+        run_on_kfp(FRAUD_SOURCE, KindmlConfig(), ws, "r1", client=client, poll_s=0, mlflow_uri=(tmp_path / "no-mlflow").as_uri())
     assert "at stage validate" in e.value.message and "runs/details/kfp-123" in e.value.hint
     s = json.loads((ws.run_dir("r1") / "summary.json").read_text())
     assert s["target"] == "kind" and s["status"] == "failed" and s["failed_stage"] == "validate"
     assert s["stages"]["ingest"] == {"status": "succeeded", "seconds": 5.0} and s["stages"]["features"]["status"] == "not_run"
     assert s["error"]["message"] == "task validate failed"
     assert s["results_fetched"] == [] and s["results_note"]
-    # what was submitted: the capstone with the in-cluster environment (empty env_json) and the run id
-    assert client.submitted["arguments"]["env_json"] == "" and client.submitted["arguments"]["run_id"] == "r1"
+    # what was submitted: the capstone with its config and the run id (pods find the services in the ConfigMap env)
+    assert "env_json" not in client.submitted["arguments"] and client.submitted["arguments"]["run_id"] == "r1"
+    assert json.loads(client.submitted["arguments"]["config_json"]) == json.loads(KindmlConfig().model_dump_json())
     assert client.submitted["run_name"] == "r1"
 
 
@@ -114,5 +119,5 @@ def test_unreachable_kfp_api_is_a_cluster_error(tmp_path: Path) -> None:
     from kindml.workspace import Workspace
 
     with pytest.raises(ClusterError) as e:
-        run_on_kfp(KindmlConfig(), Workspace(tmp_path / "ws"), "r2", host=f"http://127.0.0.1:{free_port()}")
+        run_on_kfp(FRAUD_SOURCE, KindmlConfig(), Workspace(tmp_path / "ws"), "r2", host=f"http://127.0.0.1:{free_port()}")
     assert "not reachable" in e.value.message and "kindml up" in e.value.hint

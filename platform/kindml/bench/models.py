@@ -74,9 +74,12 @@ class ModelCase:
 
 
 def fraud_case(work_dir: Path, registry_source: Any = None, data_settings: dict[str, Any] | None = None, require_registry: bool = False) -> ModelCase:
-    from kindml.bench import fraud
     from kindml.bench.onnx_export import quiet_torch_export
-    from kindml.model.export import INPUT_NAME
+    from kindml.pipelines.fraud import (
+        bench as fraud,  # TODO(redesign): the bench catalog takes workload cases by reference
+    )
+
+    INPUT_NAME = "features"
 
     with quiet_torch_export():
         built = fraud.build(work_dir, registry_source, data_settings, require_registry=require_registry)

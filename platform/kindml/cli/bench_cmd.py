@@ -12,14 +12,16 @@ from kindml.cli.common import OUTPUT_OPTION, Output, emit, progress_enabled, sta
 
 def _registry_source(cfg: Any) -> Any:
     """Where a registered fraud champion could be: only when a registry exists (no MLflow import otherwise)."""
-    from kindml.bench.fraud import RegistrySource
+    from kindml.pipelines.fraud.bench import RegistrySource
     from kindml.runtime import RuntimeEnv
 
     ws = state().workspace(cfg)
     if not cfg.registry.tracking_uri and not (ws.mlflow / "mlflow.db").exists():
         return None
     env = RuntimeEnv.local(cfg, ws)
-    return RegistrySource(env.mlflow_tracking_uri, cfg.registry.model_name, cfg.registry.champion_alias)
+    from kindml.pipelines.fraud.workload import FraudWorkload
+
+    return RegistrySource(env.mlflow_tracking_uri, cfg.registry.model_name or FraudWorkload.model_name, cfg.registry.champion_alias)
 
 
 class _RichProgress:
@@ -100,7 +102,11 @@ def register(app: typer.Typer) -> None:
         if "fraud_mlp" in req.models and req.fraud_source != "train":
             cfg = state().config()
             req.registry = _registry_source(cfg)
-            req.fraud_data = {"seed": cfg.data.seed, "accounts": cfg.data.accounts, "merchants": cfg.data.merchants, "days": cfg.data.days, "rows": cfg.data.rows, "end_date": cfg.data.end_date}
+            from kindml.pipelines.fraud.workload import FraudWorkload
+
+            opts = FraudWorkload.parse_options(cfg.workloads.get("fraud", {}))
+            req.fraud_data = {"seed": cfg.data.seed, "accounts": opts.accounts, "merchants": opts.merchants, "days": cfg.data.days,
+                              "rows": cfg.data.rows, "end_date": cfg.data.end_date}
             if req.fraud_source == "registry" and req.registry is None:
                 from kindml.errors import BenchmarkError
 

@@ -127,7 +127,7 @@ def from_path(text: str) -> PipelineSource:
         src = PipelineSource("ir", str(path.resolve()), path.stem)
         comp = src.load()
         return PipelineSource("ir", src.ref, comp.name or path.stem)
-    raise UsageError(f"{text!r} is neither a built-in pipeline nor a .py / .yaml file",
+    raise UsageError(f"unknown pipeline {text!r}: not a built-in name and not a .py / .yaml file",
                      "See `kindml pipeline list` for the built-in capstones, or pass your pipeline's file.")
 
 

@@ -92,14 +92,14 @@ def test_request_metrics_names_buckets_and_preinitialised_codes():
     s = _samples(reg)
     codes = {x.labels["code"]: x.value for x in s["kindml_requests_total"]}
     assert codes == {"200": 0.0, "400": 0.0, "500": 0.0}
-    for x in s["kindml_unknown_accounts_total"] + s["kindml_online_store_errors_total"]:
+    for x in s["kindml_online_store_errors_total"]:
         assert x.value == 0.0
     mm.record_request("fraud", "3", "200", 0.0012, reg)
     mm.record_request("fraud", "3", 200, 0.0025, reg)
     mm.record_request("fraud", "3", "400", 0.0001, reg)
     mm.record_request("fraud", "3", "weird", 0.5, reg)
-    mm.count_unknown_accounts("fraud", "3", 4, reg)
-    mm.count_unknown_accounts("fraud", "3", 0, reg)
+    mm.count_unknown_entities("fraud", "3", "account_id", 4, reg)
+    mm.count_unknown_entities("fraud", "3", "account_id", 0, reg)
     mm.count_online_store_error("fraud", "3", registry=reg)
     s = _samples(reg)
     codes = {x.labels["code"]: x.value for x in s["kindml_requests_total"]}
@@ -108,7 +108,8 @@ def test_request_metrics_names_buckets_and_preinitialised_codes():
     assert set(buckets) == {*(str(b) for b in mm.LATENCY_BUCKETS), "+Inf"}
     assert buckets["0.001"] == 0 and buckets["0.002"] == 1 and buckets["0.003"] == 2 and buckets["+Inf"] == 2  # only 2xx observed
     assert s["kindml_request_latency_seconds_count"][0].value == 2
-    assert s["kindml_unknown_accounts_total"][0].value == 4
+    (unknown,) = s["kindml_unknown_entities_total"]
+    assert unknown.value == 4 and unknown.labels == {"model": "fraud", "version": "3", "entity": "account_id"}
     assert s["kindml_online_store_errors_total"][0].value == 1
 
 

@@ -1,9 +1,9 @@
-"""The capstone's fraud MLP for the benchmark: from the registry, or trained on the spot.
+"""The fraud capstone's MLP as a case of the ONNX Runtime benchmark: from the registry, or trained on the spot.
 
-Data: the seeded generator (:mod:`kindml.data.generate`) and the same daily
+Data: the seeded generator (:mod:`kindml.pipelines.fraud.data`) and the same daily
 account/merchant aggregates the Feast views serve, joined point-in-time in
 pandas (the latest snapshot at or before each transaction, within the views'
-TTL), then the capstone's :class:`~kindml.model.preprocess.Assembler`. The
+TTL), then the capstone's :class:`~kindml.pipelines.fraud.preprocess.Assembler`. The
 newest 20 % of rows are the held-out set (AUC), calibration rows for static
 quantisation come from the older, training part.
 
@@ -58,9 +58,9 @@ def joined_frame(seed: int, accounts: int, merchants: int, days: int, rows: int,
     """Generated transactions with their point-in-time account and merchant features."""
     import pandas as pd
 
-    from kindml.data.generate import build_world, generate_history
-    from kindml.features.aggregates import account_daily, merchant_daily
-    from kindml.features.definitions import SNAPSHOT_TTL
+    from kindml.pipelines.fraud.aggregates import account_daily, merchant_daily
+    from kindml.pipelines.fraud.data import build_world, generate_history
+    from kindml.pipelines.fraud.definitions import SNAPSHOT_TTL
 
     world = build_world(seed, accounts, merchants, days, end_date)
     tx = generate_history(world, rows)
@@ -80,14 +80,14 @@ def split_frame(df: Any, holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[An
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, mean: list[float], std: list[float], epochs: int = TRAIN_EPOCHS, seed: int = TRAIN_SEED) -> Any:
-    """A FraudMLP fitted with plain PyTorch (Adam, BCE with a positive-class weight)."""
+    """The platform's MLP fitted with plain PyTorch (Adam, BCE with a positive-class weight); returns it with its sigmoid."""
     import torch
 
-    from kindml.model.net import FraudMLP, NetConfig
+    from kindml.model.mlp import NetConfig, build_mlp, probability_module
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = FraudMLP(NetConfig(n_inputs=x.shape[1], **TRAIN_NET), mean, std)
+    model = build_mlp(NetConfig(n_inputs=x.shape[1], **TRAIN_NET), mean, std)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     pos = max(float(y.sum()), 1.0)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(min(20.0, (len(y) - pos) / pos)))
@@ -99,43 +99,43 @@ def train_mlp(x: np.ndarray, y: np.ndarray, mean: list[float], std: list[float],
         for i in range(0, len(xt), 256):
             idx = perm[i : i + 256]
             opt.zero_grad()
-            loss = loss_fn(model.logits(xt[idx]).squeeze(1), yt[idx])
+            loss = loss_fn(model(xt[idx]).squeeze(1), yt[idx])
             loss.backward()
             opt.step()
     model.eval()
-    return model
+    return probability_module(model, "sigmoid")
 
 
 def rebuild_from_onnx(onnx_path: Path) -> Any:
-    """The eager FraudMLP behind an exported ONNX file (initializers named ``body.N.weight``, ``mean``, ``std``)."""
+    """The eager MLP (with its sigmoid) behind an exported ONNX file (initializers ``[model.]body.N.weight``, ``mean``, ``std``)."""
     import onnx
     import torch
     from onnx import numpy_helper
 
-    from kindml.model.net import FraudMLP, NetConfig
+    from kindml.model.mlp import NetConfig, build_mlp, probability_module
 
     model = onnx.load(str(onnx_path))
-    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    weights = {t.name.removeprefix("model."): numpy_helper.to_array(t) for t in model.graph.initializer}
     linear = sorted((k for k in weights if k.startswith("body.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1]))
     if not linear or "mean" not in weights or "std" not in weights:
         raise BenchmarkError(f"{onnx_path} is not a kindml FraudMLP export (initializers: {sorted(weights)[:8]}...)", "Export it with the capstone's export stage.")
     n_inputs = int(weights[linear[0]].shape[1])
     width = int(weights[linear[0]].shape[0])
     depth = len(linear) - 1
-    net = FraudMLP(NetConfig(n_inputs=n_inputs, width=width, depth=depth))
+    net = build_mlp(NetConfig(n_inputs=n_inputs, width=width, depth=depth))
     state = {k: torch.from_numpy(np.array(v)) for k, v in weights.items() if k in net.state_dict()}
     missing = set(net.state_dict()) - set(state)
     if missing:
-        raise BenchmarkError(f"{onnx_path}: cannot rebuild the PyTorch module, missing {sorted(missing)}", "The architecture differs from kindml.model.net.FraudMLP.")
+        raise BenchmarkError(f"{onnx_path}: cannot rebuild the PyTorch module, missing {sorted(missing)}", "The architecture differs from kindml.model.mlp.")
     net.load_state_dict(state)
     net.eval()
-    return net
+    return probability_module(net, "sigmoid")
 
 
 def from_registry(source: RegistrySource, work_dir: Path) -> tuple[Path, Any, dict[str, Any]] | None:
     """(onnx path, preprocessing spec, metadata) of the champion, or None when there is none."""
     from kindml import registry
-    from kindml.model.preprocess import PreprocessingSpec
+    from kindml.pipelines.fraud.preprocess import PreprocessingSpec
 
     ref = registry.resolve(source.tracking_uri, source.model_name, alias=source.alias)
     if ref is None:
@@ -151,7 +151,11 @@ def from_registry(source: RegistrySource, work_dir: Path) -> tuple[Path, Any, di
 def build(work_dir: Path, registry_source: RegistrySource | None, data_settings: dict[str, Any] | None, require_registry: bool = False) -> dict[str, Any]:
     """Everything :func:`kindml.bench.models.fraud_case` needs: model, ONNX file, data, metadata."""
     from kindml.model.export import check_parity, export_onnx
-    from kindml.model.preprocess import Assembler, fit_spec, frame_columns
+    from kindml.model.kit import OnnxSpec, frame_columns
+    from kindml.pipelines.fraud.preprocess import Assembler, fit_spec
+
+    def spec_of(net: Any, n: int) -> OnnxSpec:
+        return OnnxSpec(net, {"features": np.zeros((2, n), dtype=np.float32)}, ["features"], ["fraud_probability"])
 
     t0 = time.perf_counter()
     found = from_registry(registry_source, work_dir) if registry_source is not None else None
@@ -167,7 +171,7 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
         asm = Assembler(spec)
         data = FraudData(asm.transform(frame_columns(train_df)), train_df["is_fraud"].to_numpy(), asm.transform(frame_columns(test_df)), test_df["is_fraud"].to_numpy())
         net = rebuild_from_onnx(onnx_path)
-        parity = check_parity(net, onnx_path, data.x_test[:2000], 1e-4, 0)
+        parity = check_parity(spec_of(net, data.x_test.shape[1]), onnx_path, {"features": data.x_test[:2000]}, 1e-4, 0)
         if not parity.passed:
             raise BenchmarkError(
                 f"the PyTorch module rebuilt from {onnx_path.name} differs from the ONNX model (max abs error {parity.max_abs_error:.3g})",
@@ -183,7 +187,7 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
         data = FraudData(x_train, train_df["is_fraud"].to_numpy(), x_test, test_df["is_fraud"].to_numpy())
         net = train_mlp(data.x_train, data.y_train, spec.mean, spec.std)
         onnx_path = work_dir / "fraud_mlp" / "model.onnx"
-        export_onnx(net, data.x_train.shape[1], onnx_path, 18)
+        export_onnx(spec_of(net, data.x_train.shape[1]), onnx_path, 18)
         spec.save(onnx_path.parent / "preprocessing.json")  # the same pair the capstone registers
         meta = {
             "source": "trained on the spot (no registered champion): generated world seed 7, plain PyTorch",
