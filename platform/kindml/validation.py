@@ -30,6 +30,10 @@ ROW_LEVEL = {
     "expect_column_values_to_be_between",
     "expect_column_values_to_be_in_set",
     "expect_column_values_to_be_unique",
+    "expect_column_value_lengths_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_compound_columns_to_be_unique",
 }
 
 
@@ -159,7 +163,8 @@ def run_suite(df: pd.DataFrame, name: str, expectations: list[Any], example_rows
     bad_rows: dict[str, list[int]] = {}
     for r in res.results:
         kind = r.expectation_config.type
-        col = r.expectation_config.kwargs.get("column")
+        kwargs = r.expectation_config.kwargs
+        col = kwargs.get("column") or ("+".join(kwargs["column_list"]) if kwargs.get("column_list") else None)
         result = r.result or {}
         exc = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
         row_level = kind in ROW_LEVEL

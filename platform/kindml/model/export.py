@@ -32,11 +32,17 @@ class ParityReport:
 
 
 def export_onnx(spec: OnnxSpec, path: Path, opset: int) -> None:
-    """Export ``spec.module`` with the torch.export-based exporter: batch axis 0 of every input (and ``dynamic_axes``) dynamic."""
+    """Export ``spec.module``: batch axis 0 of every input (and ``dynamic_axes``) dynamic.
+
+    ``spec.exporter`` picks torch.export (``dynamo``) or the TorchScript exporter (``torchscript``).
+    """
     import torch
 
     spec.module.eval()
     example = tuple(torch.from_numpy(np.ascontiguousarray(spec.example[name])) for name in spec.inputs)
+    if spec.exporter == "torchscript":
+        _export_torchscript(spec, example, path, opset)
+        return
     batch = torch.export.Dim("batch", min=1, max=1_000_000)
     dims: dict[str, Any] = {}
     shapes: dict[str, dict[int, Any]] = {}
@@ -55,6 +61,29 @@ def export_onnx(spec: OnnxSpec, path: Path, opset: int) -> None:
         except Exception as exc:
             raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                               "Check the model definition; the exporter needs onnxscript installed.") from exc
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _export_torchscript(spec: OnnxSpec, example: tuple[Any, ...], path: Path, opset: int) -> None:
+    import torch
+
+    axes: dict[str, dict[int, str]] = {}
+    for name in spec.inputs:
+        axes[name] = {0: "batch", **{int(k): v for k, v in (spec.dynamic_axes.get(name) or {}).items()}}
+    for name in spec.outputs:
+        axes[name] = {0: "batch"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.no_grad():
+                torch.onnx.export(spec.module, example, str(path), input_names=list(spec.inputs), output_names=list(spec.outputs),
+                                  dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+        except Exception as exc:
+            raise ExportError(f"torch.onnx.export (TorchScript) failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                              "Check the model definition and the opset.") from exc
     import onnx
 
     onnx.checker.check_model(str(path), full_check=True)

@@ -48,6 +48,8 @@ class OnnxSpec:
     """Input name → {axis: name}; default: axis 0 of every input is the batch."""
     transformer: dict[str, int] | None = None
     """For a BERT-like encoder: ``{"num_heads": .., "hidden_size": ..}`` (the quantize chooser may fuse it)."""
+    exporter: str = "dynamo"
+    """``dynamo`` (torch.export) or ``torchscript`` (``dynamo=False``: the graphs ONNX Runtime's transformer optimizer fuses)."""
 
 
 def frame_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:

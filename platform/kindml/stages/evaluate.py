@@ -95,9 +95,8 @@ def run(wl: Workload, env: RuntimeEnv, model_dir: Path, holdout_dir: Path, out_d
 
         raise ConfigError(f"evaluate.metric {metric!r} is not a {wl.task} metric", f"Use one of: {', '.join(k for k, v in metrics.items() if isinstance(v, float))}.")
     baselines: dict[str, dict[str, Any]] = {}
-    reference = model_dir / "reference.parquet"
-    if reference.is_file():
-        baselines = wl.baselines(pd.read_parquet(reference), holdout, kit)
+    if (model_dir / "baselines.json").is_file():  # fitted and scored on the same split by the train stage
+        baselines = json.loads((model_dir / "baselines.json").read_text(encoding="utf-8"))
     if baselines:
         metrics["baselines"] = baselines
     champ, champ_version = champion_score(wl, env, holdout, metric)

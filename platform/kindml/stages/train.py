@@ -37,6 +37,9 @@ def run(wl: Workload, env: RuntimeEnv, training_dir: Path, out_model_dir: Path, 
     kit.fit(split.train)
     out_model_dir.mkdir(parents=True, exist_ok=True)
     kit.save(out_model_dir)
+    baselines = wl.baselines(split.train, split.test, kit)  # simpler models on the same split, for the evaluation report
+    if baselines:
+        (out_model_dir / "baselines.json").write_text(json.dumps(baselines, indent=2), encoding="utf-8")
     train_arrays = {**kit.arrays(split.train), "y": kit.labels(split.train)}
     val_arrays = {**kit.arrays(split.val), "y": kit.labels(split.val)}
     t_prep = time.perf_counter() - t0

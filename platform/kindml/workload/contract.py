@@ -231,7 +231,8 @@ class Workload(ABC):
         return frame
 
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame, kit: ModelKit) -> dict[str, dict[str, Any]]:
-        """Optional simpler models scored on the same holdout, for the evaluation report: name → metrics."""
+        """Optional simpler models fitted on the training split and scored on the same holdout (evaluation
+        report): name → metrics of the task's set (plus a ``note``). ``kit`` is fitted on ``train``."""
         return {}
 
     # --- live traffic --------------------------------------------------------------------------
