@@ -56,7 +56,8 @@ def test_promote_keeps_the_challenger_pods(crd_schemas, validate_cr):
     promoted = templates.promote(isvc)
     _check(promoted, crd_schemas, validate_cr)
     assert "canary" not in promoted["spec"]
-    assert promoted["spec"]["predictor"] == isvc["spec"]["canary"][0]["predictor"]
+    scaling = {k: isvc["spec"]["predictor"][k] for k in ("minReplicas", "maxReplicas")}
+    assert promoted["spec"]["predictor"] == {**isvc["spec"]["canary"][0]["predictor"], **scaling}  # the stable predictor's replicas carry over
     assert promoted["metadata"]["annotations"]["kindml.io/champion-version"] == "4"
     assert "kindml.io/challenger-version" not in promoted["metadata"]["annotations"]
     assert "canary" in isvc["spec"], "promote must not mutate its input"
