@@ -97,6 +97,7 @@ CRD_FILES: list[tuple[str, str]] = [
 
 # Why a name cannot be found in the tree at the tag (kept with the finding).
 UNKNOWN_WHY: dict[tuple[str, str], str] = {
+    ("cert-manager", "cert-manager"): "the Helm chart templates this name (\"<release>\"); cert-manager.yaml is rendered from it",
     ("cert-manager", "cert-manager-cainjector"): "the Helm chart templates this name (\"<release>-cainjector\"); cert-manager.yaml is rendered from it",
     ("kubeflow-pipelines", "workflows.argoproj.io"): "installed through a remote kustomization of argoproj/argo-workflows (third-party/argo/base), not audited",
 }
@@ -153,6 +154,14 @@ class Mirror:
         assert self.git_dir is not None
         cp = subprocess.run(["git", "--git-dir", str(self.git_dir), "show", f"refs/tags/{tag}:{path}"], capture_output=True, check=False, timeout=300)
         return cp.stdout if cp.returncode == 0 else None
+
+    def files_with_all(self, tag: str, patterns: list[str], paths: list[str]) -> list[str]:
+        """Files under ``paths`` at ``tag`` that match every one of ``patterns`` (extended regexes)."""
+        args = ["grep", "-l", "-I", "-E", "--all-match"]
+        for pat in patterns:
+            args += ["-e", pat]
+        cp = self.git(*args, f"refs/tags/{tag}", "--", *paths)
+        return [line.partition(":")[2] for line in cp.stdout.splitlines()]
 
     def grep(self, tag: str, pattern: str, paths: list[str], fixed: bool = False) -> list[str]:
         """``path:line`` of every match (extended regex unless ``fixed``) under ``paths`` at ``tag``,
@@ -277,13 +286,17 @@ def _component_findings(c: Component, m: Mirror, root: Path) -> list[Finding]:
                            "" if hits else f"`{needle}` not found there"))
 
     trees = SOURCE_TREES.get(c.name, ["."])
+    kinds = {"crd": "CustomResourceDefinition", "deployment": "Deployment", "daemonset": "DaemonSet"}
     for check, names in (("crd", c.crd_names), ("deployment", c.deployments), ("daemonset", c.daemonsets)):
         for n in names:
-            hits = m.grep(tag, r"name:\s*[\"']?" + re.escape(n) + r"[\"']?\s*$", trees)
+            name_re = r"^\s*name:\s*[\"']?" + re.escape(n) + r"[\"']?\s*$"
+            # a file that declares an object of this kind AND carries the name
+            files = m.files_with_all(tag, [r"^kind:\s*" + kinds[check] + r"\s*$", name_re], trees)
+            hits = m.grep(tag, name_re, files) if files else []
             note = ""
             if not hits:  # templated (Helm) trees: the name as tooling and tests use it
-                hits = m.grep(tag, r"(deployment|deploy|daemonset|crd)s?[/ ]" + re.escape(n) + r"\b", ["."])
-                note = "name found in tooling/tests (templated manifests)" if hits else ""
+                hits = m.grep(tag, r"(deployment|daemonset|crd)s?(\.apps)?/" + re.escape(n) + r"([^A-Za-z0-9-]|$)", ["."])
+                note = f"templated manifests: `{check}/{n}` as the project's own scripts/tests name it" if hits else ""
             out.append(Finding(c.name, check, n, tag, "OK" if hits else "unknown", _ref(c.repo, tag, hits[0]) if hits else _ref(c.repo, tag),
                                note or ("" if hits else UNKNOWN_WHY.get((c.name, n), "not found in the installed tree"))))
     if c.name == "kserve":
