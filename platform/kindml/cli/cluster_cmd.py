@@ -20,6 +20,11 @@ class Target(str, Enum):  # noqa: UP042 (same style as kindml.cli.common.Output)
     local = "local"
 
 
+class Autoscaler(str, Enum):  # noqa: UP042
+    hpa = "hpa"
+    keda = "keda"
+
+
 class CanaryAction(str, Enum):  # noqa: UP042
     canary = "canary"
     promote = "promote"
@@ -66,14 +71,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("up")
     def up_cmd(
-        gpu: bool = typer.Option(False, "--gpu", help="GPU worker (kind-config.gpu.yaml, NVIDIA device plugin, overlays/kind-gpu)."),
+        gpu: bool = typer.Option(False, "--gpu", help="GPU worker (kind-config.gpu.yaml, NVIDIA device plugin, overlays/kind-gpu); with --context: the NVIDIA device plugin only."),
+        keda: bool = typer.Option(False, "--keda", help="Also install KEDA (pinned in manifests/upstream.yaml) for predictor autoscaling on a Prometheus query."),
+        context: str | None = typer.Option(None, "--context", help="Install onto this existing cluster (kubeconfig context) instead of creating the kind cluster."),  # noqa: UP007
+        node_ports: bool = typer.Option(False, "--node-ports", help="With --context: keep the UIs on NodePorts (default: ClusterIP + kubectl port-forward)."),
+        storage_class: str | None = typer.Option(None, "--storage-class", help="With --context: StorageClass of kindml's PersistentVolumeClaims (default: the cluster's default)."),  # noqa: UP007
+        image: str | None = typer.Option(None, "--image", help="With --context: the kindml runtime image in a registry the cluster pulls from."),  # noqa: UP007
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the exact ordered plan (commands and objects) and the resource requests; run nothing."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
-        """Create the kind cluster (if absent) and install the platform, stage by stage. Idempotent; resumes after a failed stage."""
-        from kindml.cluster import lifecycle
+        """Create the kind cluster (if absent), or use an existing one (--context), and install the platform, stage by stage. Idempotent; resumes after a failed stage."""
+        from pydantic import ValidationError
 
-        plan = lifecycle.up_plan(gpu)
+        from kindml.cluster import lifecycle
+        from kindml.cluster.plan import ClusterTarget
+
+        addons = frozenset({"keda"} if keda else set())
+        target = None
+        if context is not None:
+            try:
+                target = ClusterTarget(context=context, node_ports=node_ports, storage_class=storage_class, image=image)
+            except ValidationError as exc:
+                raise UsageError(f"invalid existing-cluster option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}",
+                                 "Pass a non-empty --context, --storage-class and --image.") from None
+        elif node_ports or storage_class or image:
+            raise UsageError("--node-ports, --storage-class and --image apply to an existing cluster",
+                             "Add --context NAME (a kubeconfig context), or drop them for the kind cluster.")
+        plan = lifecycle.up_plan(gpu, addons=addons, target=target)
         if dry_run:
             emit(plan.to_dict(), output, plan.to_text())
             return
@@ -85,9 +109,14 @@ def register(app: typer.Typer) -> None:
                 sys.stderr.write(report.to_text() + "\n")
             report.raise_if_failed()
 
-        result = lifecycle.execute(plan, ws, progress=_progress(output), doctor_check=preflight)
+        platform = lifecycle.platform_objects(gpu, target=target) if target is not None else None
+        result = lifecycle.execute(plan, ws, progress=_progress(output), doctor_check=preflight if target is None else None, platform=platform)
         result["urls"] = plan.urls
-        lines = ["kindml up: done. Open:"] + [f"  {k:<15} {v}" for k, v in plan.urls.items()]
+        if plan.urls:
+            lines = ["kindml up: done. Open:"] + [f"  {k:<15} {v}" for k, v in plan.urls.items()]
+        else:
+            lines = [f"kindml up: done on context {plan.context}. The UIs are ClusterIP Services: "
+                     f"kubectl --context {plan.context} -n kindml-monitoring port-forward svc/grafana 3000 (docs/cluster.md)."]
         lines.append("Grafana login: admin / the password in <workspace>/cluster/secrets.json")
         emit(result, output, "\n".join(lines))
 
@@ -208,24 +237,58 @@ def register(app: typer.Typer) -> None:
         challenger_uri: str | None = typer.Option(None, "--challenger-uri", help="MLflow URI of the candidate."),  # noqa: UP007
         traffic: int = typer.Option(10, "--traffic", min=0, max=100, help="Percent of traffic to the canary."),
         action: CanaryAction = typer.Option(CanaryAction.canary, "--action", help="canary: champion + challenger; promote: challenger becomes the champion; rollback: champion only."),
-        replicas: int = typer.Option(1, "--replicas", min=1, max=10, help="Predictor replicas per version."),
+        replicas: int = typer.Option(1, "--replicas", min=1, max=10, help="Champion replicas (without --autoscale). The canary's pods are sized by KServe from --traffic."),
+        name: str = typer.Option("fraud-detector", "--name", help="InferenceService (model) name."),
+        autoscale: Autoscaler | None = typer.Option(None, "--autoscale", help="Autoscale the champion: hpa (cpu/memory, needs metrics-server) or keda (Prometheus request rate, needs `up --keda`)."),  # noqa: UP007
+        min_replicas: int = typer.Option(1, "--min-replicas", min=1, max=20),
+        max_replicas: int = typer.Option(3, "--max-replicas", min=1, max=50),
+        scale_metric: str = typer.Option("cpu", "--scale-metric", help="hpa: cpu or memory."),
+        scale_target: int = typer.Option(80, "--scale-target", help="hpa: cpu utilisation % or memory MiB per pod."),
+        rps_per_replica: float = typer.Option(50.0, "--rps-per-replica", help="keda: requests per second one replica should take."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
-        """The predictor InferenceService (KServe Standard mode), with canary, promotion or rollback."""
+        """The predictor InferenceService (KServe Standard mode), with canary, promotion or rollback, optionally autoscaled."""
+        from pydantic import ValidationError
+
         from kindml.cluster import templates
 
         if (challenger_version is None) != (challenger_uri is None):
             raise UsageError("--challenger-version and --challenger-uri go together", "Pass both, or neither for a champion-only InferenceService.")
         if action != CanaryAction.canary and challenger_version is None:
             raise UsageError(f"--action {action.value} needs the challenger", "Pass --challenger-version and --challenger-uri.")
+        scaling = None
+        if autoscale is not None:
+            try:
+                scaling = templates.Autoscaling(kind=autoscale.value, min_replicas=min_replicas, max_replicas=max_replicas, scale_metric=scale_metric,
+                                                scale_target=scale_target, threshold=rps_per_replica)
+            except ValidationError as exc:
+                raise UsageError(f"invalid autoscaling: {exc.errors()[0]['msg']}", "See `kindml render isvc --help`.") from None
         champ = templates.ModelVersion(version=champion_version, model_uri=champion_uri, replicas=replicas)
-        chall = templates.ModelVersion(version=challenger_version, model_uri=challenger_uri, replicas=replicas) if challenger_version else None
-        isvc = templates.render_inferenceservice(champ, chall, traffic)
+        chall = templates.ModelVersion(version=challenger_version, model_uri=challenger_uri) if challenger_version else None
+        isvc = templates.render_inferenceservice(champ, chall, traffic, name=name, autoscaling=scaling)
         if action == CanaryAction.promote:
             isvc = templates.promote(isvc)
         elif action == CanaryAction.rollback:
             isvc = templates.rollback(isvc)
         _print_objects([isvc], output)
+
+    @render_app.command("split")
+    def render_split(
+        route: list[str] = typer.Option(..., "--route", help="VERSION=WEIGHT, e.g. --route 3=90 --route 4=10 (weights sum to 100)."),
+        name: str = typer.Option("fraud-detector", "--name", help="InferenceService whose predictor versions are split."),
+        graph: str | None = typer.Option(None, "--graph", help="InferenceGraph name (default: <name>-split)."),  # noqa: UP007
+        output: Output = OUTPUT_OPTION,
+    ) -> None:
+        """An exact per-request weighted split between predictor versions (KServe InferenceGraph Splitter)."""
+        from kindml.cluster import templates
+
+        routes = []
+        for r in route:
+            version, sep, weight = r.partition("=")
+            if not sep or not weight.strip().isdigit() or not version.strip():
+                raise UsageError(f"--route {r!r} is not VERSION=WEIGHT", "Example: --route 3=90 --route 4=10")
+            routes.append((version.strip(), int(weight)))
+        _print_objects([templates.render_traffic_split(graph or f"{name}-split", routes, model_name=name)], output)
 
     @render_app.command("rayjob")
     def render_rayjob(

@@ -43,7 +43,7 @@ class Executor:
         progress: Progress | None = None,
     ) -> None:
         self.plan = plan
-        self.state_path = state_dir / f"{plan.name}-state.json"
+        self.state_path = state_dir / f"{plan.state_name}-state.json"
         self.inputs = inputs or {}
         self.doctor = doctor
         self.progress = progress or _noop
@@ -87,7 +87,7 @@ class Executor:
             return "checked"
         if self._guard_skips(step):
             return "skipped (already in the desired state)"
-        stdin = None
+        stdin = step.document
         if step.stdin is not None:
             if step.stdin not in self.inputs:
                 raise ClusterError(f"step {step.id} needs generated input {step.stdin!r}", "This is a bug in kindml's plan wiring.")

@@ -15,7 +15,7 @@ def _deployments(ns: str) -> dict[str, tuple[int, int]] | None:
     if not res.ok:
         return None
     out = {}
-    for item in json.loads(res.stdout).get("items", []):
+    for item in (json.loads(res.stdout) if res.stdout.strip() else {}).get("items", []):
         st = item.get("status") or {}
         out[item["metadata"]["name"]] = (int(st.get("readyReplicas", 0) or 0), int((item.get("spec") or {}).get("replicas", 1)))
     return out
@@ -72,10 +72,12 @@ def cluster_status(upstream: Upstream) -> dict[str, Any]:
     if not exists:
         return {"cluster": "absent", "components": [], "urls": {}}
     comps = []
-    groups = [(c.name, c.namespace, c.deployments) for c in upstream.components if c.deployments]
-    groups += [("kindml", endpoints.NAMESPACE, ["redis", "mlflow"]), ("kindml-monitoring", endpoints.MONITORING_NAMESPACE, ["grafana"])]
-    for name, ns, deps in groups:
+    groups = [(c.name, c.namespace, c.deployments, c.addon is not None) for c in upstream.components if c.deployments]
+    groups += [("kindml", endpoints.NAMESPACE, ["redis", "mlflow"], False), ("kindml-monitoring", endpoints.MONITORING_NAMESPACE, ["grafana"], False)]
+    for name, ns, deps, addon in groups:
         found = _deployments(ns)
+        if addon and not (found and set(deps) & set(found)):
+            continue  # an add-on (e.g. KEDA, `up --keda`) that was not installed
         if found is None:
             comps.append({"component": name, "namespace": ns, "ready": False, "detail": "namespace not reachable or absent"})
             continue

@@ -5,21 +5,40 @@ Pure functions from typed parameters to plain dicts (YAML-ready). Every object
 they produce validates against the upstream CRD schema (unit tests) and every
 container meets the "restricted" pod security profile.
 
-Canary design (KServe >= 0.20, Standard mode): the champion is the stable
-``spec.predictor`` named ``v<version>``; a challenger is one ``spec.canary``
-entry with ``trafficPercent``. KServe gives each canary its own Deployment
-and Service and splits traffic by replica ratio. Promotion retargets the stable
-predictor to the challenger (same name and pod template, so its pods are kept,
-not restarted) and drops the canary entry; rollback drops the canary entry.
-The pod template carries the model version, never the role, so that
-promotion does not change it.
+What KServe v0.20.0 (the pinned controller) does in Standard mode, read in its
+source (pkg/apis/serving/v1beta1/inference_service{,_validation}.go,
+pkg/controller/v1beta1/inferenceservice/components/predictor.go), and what we
+render for it:
+
+* ``spec.canary`` is a list of ``{predictor, trafficPercent}``; the webhook
+  accepts it only in Standard mode, only when the stable predictor has a model
+  or a storage URI (a custom container counts when its ``kserve-container``
+  has ``STORAGE_URI``), with a ``predictor.name`` per canary, and without
+  ``maxReplicas``/``scaleMetric``/``scaleTarget``/``autoScaling`` on the canary
+  (canaries run fixed replicas). So every predictor gets ``STORAGE_URI`` =
+  the MLflow ``models:/`` URI and KServe's storage initializer fetches it with
+  the ClusterStorageContainer ``kindml-mlflow`` (manifests/base/serving).
+* ``trafficPercent`` does NOT route requests in Standard mode: it only sizes
+  the canary Deployment, ``ceil(stable minReplicas * percent / 100)`` pods, and
+  lowers the stable Deployment's minReplicas by that many (at least 1). Each
+  predictor gets its own Service (``<isvc>-<predictor name>-predictor``, port 80);
+  no KServe object spans both. Our model endpoint Service selects every
+  predictor pod of the InferenceService, so the split is the pod ratio
+  (:func:`canary_split`): approximate, and 50 % with one stable replica.
+* An exact per-request split is an InferenceGraph ``Splitter``
+  (:func:`render_traffic_split`): KServe's router picks a step at random by
+  weight for every request (weights must sum to 100). Not sticky per user.
+* Promotion: the canary's ``predictor.name`` becomes the stable name and the
+  canary entry goes (KServe's documented no-restart path); rollback drops it.
+  The pod template carries the model version, never the role.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,7 +47,8 @@ from kindml.errors import UsageError
 from kindml.images import RUNTIME_IMAGE
 
 RAY_VERSION = "2.60.0"
-MODEL_DIR = "/mnt/models"
+MODEL_DIR = "/mnt/models"  # KServe's DefaultModelLocalMountPath: the storage initializer downloads here
+STORAGE_CONTAINER = "kindml-mlflow"  # ClusterStorageContainer for models:/ URIs (manifests/base/serving)
 
 
 def _restricted_container_sc(read_only: bool = True) -> dict[str, Any]:
@@ -84,35 +104,95 @@ class ModelVersion(BaseModel):
         return dns_label(f"v{self.version}", 20)
 
 
-def _predictor(mv: ModelVersion, model_name: str) -> dict[str, Any]:
-    """The predictor component: init container fetches the model from MLflow,
-    the kindml runtime serves it (KServe ModelServer, v1+v2, /metrics on 8080)."""
+class Autoscaling(BaseModel):
+    """Autoscaling of the stable predictor (KServe Standard mode).
+
+    ``hpa``: KServe creates a HorizontalPodAutoscaler on ``scale_metric``
+    (cpu utilisation % or memory) between ``min_replicas`` and ``max_replicas``;
+    it needs a metrics API (metrics-server), which kind does not ship.
+    ``keda``: KServe creates a KEDA ScaledObject whose Prometheus trigger runs
+    ``query`` (default: the predictor's request rate) against ``prometheus_url``
+    and scales to keep it at ``threshold`` per replica (KEDA: `kindml up --keda`).
+    Canaries never autoscale (KServe rejects it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["hpa", "keda"] = "hpa"
+    min_replicas: int = Field(1, ge=1, le=20)
+    max_replicas: int = Field(3, ge=1, le=50)
+    scale_metric: Literal["cpu", "memory"] = "cpu"
+    scale_target: int = Field(80, ge=1, description="hpa: cpu utilisation % (1-100) or memory MiB per pod.")
+    query: str | None = Field(None, description="keda: PromQL; default: requests per second of this InferenceService.")
+    threshold: float = Field(50.0, gt=0, description="keda: target value of the query per replica.")
+    prometheus_url: str = endpoints.PROMETHEUS_URL
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_ge_min(cls, v: int, info: Any) -> int:
+        mn = info.data.get("min_replicas", 1)
+        if v < mn:
+            raise ValueError(f"max_replicas ({v}) is smaller than min_replicas ({mn})")
+        return v
+
+    @field_validator("scale_target")
+    @classmethod
+    def _cpu_percent(cls, v: int, info: Any) -> int:
+        if info.data.get("scale_metric", "cpu") == "cpu" and v > 100:
+            raise ValueError("the cpu scale target is a utilisation percentage (1-100)")
+        return v
+
+
+def request_rate_query(name: str, namespace: str = endpoints.NAMESPACE) -> str:
+    """Requests per second served by every predictor pod of InferenceService ``name``
+    (``kindml_requests_total``, scraped by the predictors' PodMonitor)."""
+    return f'sum(rate(kindml_requests_total{{namespace="{namespace}",model="{name}"}}[1m]))'
+
+
+def _autoscaling_fields(a: Autoscaling, name: str, namespace: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"minReplicas": a.min_replicas, "maxReplicas": a.max_replicas}
+    if a.kind == "hpa":
+        out["scaleMetric"] = a.scale_metric
+        out["scaleTarget"] = a.scale_target
+        return out
+    threshold = f"{a.threshold:g}"
+    out["autoScaling"] = {
+        "metrics": [
+            {
+                "type": "External",
+                "external": {
+                    "metric": {"backend": "prometheus", "serverAddress": a.prometheus_url, "query": a.query or request_rate_query(name, namespace)},
+                    "target": {"type": "Value", "value": threshold},
+                },
+            }
+        ]
+    }
+    return out
+
+
+def _predictor(mv: ModelVersion, model_name: str, autoscaling: Autoscaling | None = None, canary: bool = False,
+               namespace: str = endpoints.NAMESPACE) -> dict[str, Any]:
+    """The predictor component: KServe's storage initializer fetches the model
+    (``STORAGE_URI``, our ClusterStorageContainer for ``models:/``), the kindml
+    runtime serves it (KServe ModelServer, v1+v2, /metrics on 8080)."""
     env_from = [{"configMapRef": {"name": endpoints.RUNTIME_ENV_CONFIGMAP}}]
     resources = {
         "requests": {"cpu": mv.cpu, "memory": mv.memory},
         "limits": {"cpu": mv.cpu_limit, "memory": mv.memory_limit},
     }
+    if canary:
+        scaling: dict[str, Any] = {}  # fixed replicas, sized by KServe from trafficPercent (see canary_split)
+    elif autoscaling is not None:
+        scaling = _autoscaling_fields(autoscaling, model_name, namespace)
+    else:
+        scaling = {"minReplicas": mv.replicas, "maxReplicas": mv.replicas}
     return {
         "name": mv.predictor_name,
-        "minReplicas": mv.replicas,
-        "maxReplicas": mv.replicas,
+        **scaling,
         "labels": {"kindml.io/model": model_name, "kindml.io/model-version": mv.version, "kindml.io/expose": "true"},
         "serviceAccountName": endpoints.PREDICTOR_SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
         "securityContext": _pod_sc(),
-        "initContainers": [
-            {
-                "name": "model-fetch",
-                "image": mv.image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["mlflow", "artifacts", "download", "--artifact-uri", mv.model_uri, "--dst-path", MODEL_DIR],
-                "envFrom": env_from,
-                "env": [{"name": "HOME", "value": "/tmp"}],
-                "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
-                "securityContext": _restricted_container_sc(),
-                "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
-            }
-        ],
         "containers": [
             {
                 "name": "kserve-container",
@@ -123,6 +203,9 @@ def _predictor(mv: ModelVersion, model_name: str) -> dict[str, Any]:
                 "ports": [{"name": "http1", "containerPort": endpoints.PREDICTOR_PORT, "protocol": "TCP"}],
                 "envFrom": env_from,
                 "env": [
+                    # KServe reads the model location from here (CustomPredictor.GetStorageUri) and injects
+                    # the storage initializer; it rewrites the value to /mnt/models in the pod
+                    {"name": "STORAGE_URI", "value": mv.model_uri},
                     {"name": "HOME", "value": "/tmp"},
                     {"name": "KINDML_MODEL_NAME", "value": model_name},
                     {"name": "KINDML_MODEL_VERSION", "value": mv.version},
@@ -131,14 +214,46 @@ def _predictor(mv: ModelVersion, model_name: str) -> dict[str, Any]:
                 "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": endpoints.PREDICTOR_PORT}, "periodSeconds": 10},
                 "resources": resources,
                 "securityContext": _restricted_container_sc(),
-                "volumeMounts": [{"name": "model", "mountPath": MODEL_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
+                # /mnt/models is mounted by KServe (volume kserve-provision-location, read-only)
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             }
         ],
-        "volumes": [
-            {"name": "model", "emptyDir": {"sizeLimit": "512Mi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-        ],
+        # "tmp" is also mounted by the storage initializer (ClusterStorageContainer kindml-mlflow)
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
     }
+
+
+def canary_split(stable_min_replicas: int, traffic_percent: int) -> dict[str, Any]:
+    """What KServe v0.20.0 runs for one canary in Standard mode, and the share of
+    requests the canary really gets through a Service over all predictor pods.
+
+    KServe: canary pods = ceil(stable minReplicas * percent / 100); stable
+    minReplicas -= canary pods (at least 1). The share is canary pods / all pods
+    while the stable predictor is not scaled above its minimum.
+    """
+    canary = math.ceil(stable_min_replicas * traffic_percent / 100)
+    stable = max(stable_min_replicas - canary, 1)
+    effective = round(100 * canary / (stable + canary)) if canary else 0
+    return {"requested_percent": traffic_percent, "stable_pods": stable, "canary_pods": canary, "effective_percent": effective,
+            "exact": effective == traffic_percent}
+
+
+def replicas_for_percent(traffic_percent: int, max_pods: int = 20) -> int | None:
+    """The smallest stable minReplicas for which KServe's replica split is exactly ``traffic_percent`` (None if above ``max_pods``)."""
+    for n in range(1, max_pods + 1):
+        if canary_split(n, traffic_percent)["exact"]:
+            return n
+    return None
+
+
+def predictor_service(name: str, version: str) -> str:
+    """The Service KServe creates for one predictor (``<isvc>-<predictor name>-predictor``, port 80)."""
+    return f"{dns_label(name, 45)}-{ModelVersion(version=version, model_uri='-').predictor_name}-predictor"
+
+
+def predictor_url(name: str, version: str, namespace: str = endpoints.NAMESPACE) -> str:
+    """In-cluster base URL of one predictor version (its own Service, port 80 -> 8080)."""
+    return f"http://{predictor_service(name, version)}.{namespace}.svc.cluster.local"
 
 
 def render_inferenceservice(
@@ -147,9 +262,12 @@ def render_inferenceservice(
     traffic_percent: int = 10,
     name: str = endpoints.MODEL_NAME,
     namespace: str = endpoints.NAMESPACE,
+    autoscaling: Autoscaling | None = None,
 ) -> dict[str, Any]:
-    """The predictor InferenceService; with ``challenger``, a canary taking
-    ``traffic_percent`` of the traffic."""
+    """The predictor InferenceService; with ``challenger``, a canary sized for
+    ``traffic_percent`` of the traffic (by pod ratio: see :func:`canary_split`;
+    the effective share is recorded in annotation ``kindml.io/canary-effective-percent``).
+    ``autoscaling`` makes the stable (champion) predictor autoscale (HPA or KEDA)."""
     if challenger is not None:
         if not 0 <= traffic_percent <= 100:
             raise UsageError(f"canary traffic percent {traffic_percent} is out of range", "Use a value from 0 to 100.")
@@ -170,11 +288,16 @@ def render_inferenceservice(
                 "kindml.io/champion-version": champion.version,
             },
         },
-        "spec": {"predictor": _predictor(champion, name)},
+        "spec": {"predictor": _predictor(champion, name, autoscaling, namespace=namespace)},
     }
+    if autoscaling is not None:
+        isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] = autoscaling.kind
     if challenger is not None:
+        stable_min = autoscaling.min_replicas if autoscaling is not None else champion.replicas
+        split = canary_split(stable_min, int(traffic_percent))
         isvc["metadata"]["annotations"]["kindml.io/challenger-version"] = challenger.version
-        isvc["spec"]["canary"] = [{"trafficPercent": int(traffic_percent), "predictor": _predictor(challenger, name)}]
+        isvc["metadata"]["annotations"]["kindml.io/canary-effective-percent"] = str(split["effective_percent"])
+        isvc["spec"]["canary"] = [{"trafficPercent": int(traffic_percent), "predictor": _predictor(challenger, name, canary=True, namespace=namespace)}]
     return isvc
 
 
@@ -195,11 +318,20 @@ def promote(isvc: dict[str, Any]) -> dict[str, Any]:
     canary entry goes away."""
     out = copy.deepcopy(isvc)
     entry = _canary_entry(out)
-    out["spec"]["predictor"] = entry["predictor"]
+    stable = out["spec"]["predictor"]
+    promoted = dict(entry["predictor"])
+    for key in _SCALING_KEYS:  # the stable predictor's scaling carries over (canaries have none)
+        if key in stable:
+            promoted[key] = stable[key]
+    out["spec"]["predictor"] = promoted
     del out["spec"]["canary"]
     ann = out["metadata"].setdefault("annotations", {})
     ann["kindml.io/champion-version"] = ann.pop("kindml.io/challenger-version", entry["predictor"]["labels"]["kindml.io/model-version"])
+    ann.pop("kindml.io/canary-effective-percent", None)
     return out
+
+
+_SCALING_KEYS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "autoScaling")
 
 
 def rollback(isvc: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +340,7 @@ def rollback(isvc: dict[str, Any]) -> dict[str, Any]:
     _canary_entry(out)
     del out["spec"]["canary"]
     out["metadata"].get("annotations", {}).pop("kindml.io/challenger-version", None)
+    out["metadata"].get("annotations", {}).pop("kindml.io/canary-effective-percent", None)
     return out
 
 
@@ -216,7 +349,48 @@ def set_traffic(isvc: dict[str, Any], percent: int) -> dict[str, Any]:
         raise UsageError(f"canary traffic percent {percent} is out of range", "Use a value from 0 to 100.")
     out = copy.deepcopy(isvc)
     _canary_entry(out)["trafficPercent"] = int(percent)
+    stable_min = int(out["spec"]["predictor"].get("minReplicas", 1))
+    out["metadata"].setdefault("annotations", {})["kindml.io/canary-effective-percent"] = str(canary_split(stable_min, percent)["effective_percent"])
     return out
+
+
+def render_traffic_split(name: str, routes: list[tuple[str, int]], namespace: str = endpoints.NAMESPACE,
+                         model_name: str | None = None) -> dict[str, Any]:
+    """An exact per-request weighted split between predictor versions: a KServe
+    InferenceGraph whose root ``Splitter`` sends each request to one of
+    ``routes`` = [(model version, weight %), ...] (weights sum to 100) at random
+    by weight. Every version is a predictor of InferenceService ``model_name``
+    (its own Service, :func:`predictor_url`). Clients call the graph's Service
+    (``<name>``, created by KServe) with the v1 predict body; not sticky per user."""
+    model = model_name or name
+    if len(routes) < 2:
+        raise UsageError("a traffic split needs at least two model versions", "Pass --route VERSION=WEIGHT at least twice.")
+    if sum(w for _, w in routes) != 100 or any(w < 0 for _, w in routes):
+        raise UsageError(f"route weights {[w for _, w in routes]} do not sum to 100", "KServe's Splitter needs weights that sum to 100.")
+    versions = [v for v, _ in routes]
+    if len(set(versions)) != len(versions):
+        raise UsageError("a model version appears twice in the split", "Give each version one weight.")
+    steps = [
+        {"name": ModelVersion(version=v, model_uri="-").predictor_name,
+         "serviceUrl": f"{predictor_url(model, v, namespace)}/v1/models/{model}:predict", "weight": int(w)}
+        for v, w in routes
+    ]
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {
+            "name": dns_label(name, 45),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "kindml", "kindml.io/model": model},
+            "annotations": {"serving.kserve.io/deploymentMode": "Standard"},
+        },
+        "spec": {
+            "nodes": {"root": {"routerType": "Splitter", "steps": steps}},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "minReplicas": 1,
+            "maxReplicas": 1,
+        },
+    }
 
 
 class RayJobParams(BaseModel):

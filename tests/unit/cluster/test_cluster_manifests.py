@@ -20,7 +20,7 @@ from kindml.cluster import endpoints, kindconfig, objects
 pytestmark = pytest.mark.unit
 
 K8S_VERSION = "1.34.0"  # kindest/node:v1.34.0 in kind-config.yaml
-TREES = ["base", "overlays/kind", "overlays/kind-gpu", "upstream-config/kserve"]
+TREES = ["base", "overlays/kind", "overlays/kind-gpu", "overlays/cluster", "overlays/cluster-nodeports", "upstream-config/kserve"]
 
 
 def _name(o: dict[str, Any]) -> str:
@@ -90,7 +90,7 @@ def _containers(objs):
                 yield label, pod, c
 
 
-@pytest.mark.parametrize("tree", ["overlays/kind", "overlays/kind-gpu"])
+@pytest.mark.parametrize("tree", ["overlays/kind", "overlays/kind-gpu", "overlays/cluster"])
 def test_every_container_has_requests_limits_and_restricted_security(rendered, tree):
     """Every container we own: cpu+memory requests and limits, runAsNonRoot,
     no privilege escalation, ALL capabilities dropped, read-only root fs,
@@ -135,7 +135,8 @@ def test_no_plaintext_secrets(rendered, repo_root):
                         assert any(str(e.get("value", "")).startswith(d + "/") for d in secret_dirs), f"{c['name']}: {e['name']}"
                         continue
                     assert "valueFrom" in e and "value" not in e, f"{c['name']}: {e['name']} is a literal"
-    texts = "\n".join(p.read_text() for p in (repo_root / "manifests").rglob("*") if p.is_file())
+    crds = repo_root / "manifests" / "crds"  # upstream CRD schemas (data for tests) describe password fields
+    texts = "\n".join(p.read_text() for p in (repo_root / "manifests").rglob("*") if p.is_file() and crds not in p.parents)
     assert not re.search(r"(?im)^\s*(password|admin-password|secretkey)\s*:\s*\S", texts)
     assert "kind: Secret" not in texts
 
@@ -179,7 +180,7 @@ def test_kind_configs_are_pinned_and_labelled(repo_root):
         data = kindconfig.load(repo_root / cfg)
         assert {n["role"] for n in data["nodes"]} == {"control-plane", "worker"}
         assert {n["labels"]["kindml.io/pool"] for n in data["nodes"]} == pools
-        assert all(re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+", n["image"]) for n in data["nodes"])
+        assert all(re.fullmatch(r"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", n["image"]) for n in data["nodes"])
     gpu = kindconfig.load(repo_root / "kind-config.gpu.yaml")
     mounts = [m for n in gpu["nodes"] for m in n.get("extraMounts", [])]
     assert {"hostPath": "/dev/null", "containerPath": "/var/run/nvidia-container-devices/all"} in mounts
@@ -278,3 +279,30 @@ def test_overlay_readmes_exist(repo_root):
     for o in ("kind", "kind-gpu"):
         assert (repo_root / "manifests" / "overlays" / o / "README.md").read_text().strip()
     assert (repo_root / "manifests" / "README.md").is_file()
+
+
+def test_existing_cluster_overlays_have_nothing_kind_only(rendered):
+    """overlays/cluster: no kind node-pool placement and no NodePort; cluster-nodeports keeps every UI NodePort."""
+    for tree in ("overlays/cluster", "overlays/cluster-nodeports"):
+        for o in rendered[tree]:
+            for _, pod, _ in objects.pod_specs(o):
+                assert "kindml.io/pool" not in (pod.get("nodeSelector") or {}), f"{tree}: {_name(o)}"
+    assert not [o for o in rendered["overlays/cluster"] if o["kind"] == "Service" and o["spec"].get("type") == "NodePort"]
+    assert not [p for o in rendered["overlays/cluster"] if o["kind"] == "Service" for p in o["spec"]["ports"] if "nodePort" in p]
+    node_ports = {p["nodePort"] for o in rendered["overlays/cluster-nodeports"] if o["kind"] == "Service" for p in o["spec"]["ports"] if "nodePort" in p}
+    assert node_ports == set(endpoints.UI_PORTS.values())
+    kinds = lambda tree: sorted(_name(o) for o in rendered[tree])  # noqa: E731
+    assert kinds("overlays/cluster") == kinds("overlays/cluster-nodeports") == kinds("overlays/kind"), "the same platform everywhere"
+
+
+def test_storage_container_fetches_mlflow_models(rendered):
+    """The ClusterStorageContainer that KServe uses for models:/ URIs runs our image, restricted, with the runner env."""
+    (csc,) = [o for o in rendered["overlays/kind"] if o["kind"] == "ClusterStorageContainer"]
+    assert csc["spec"]["supportedUriFormats"] == [{"prefix": "models:/"}] and csc["spec"]["workloadType"] == "initContainer"
+    c = csc["spec"]["container"]
+    assert c["name"] == "storage-initializer" and c["command"][:2] == ["sh", "-c"] and '"$0"' in c["command"][2] and '"$1"' in c["command"][2]
+    assert c["envFrom"] == [{"configMapRef": {"name": endpoints.RUNTIME_ENV_CONFIGMAP}}]
+    assert c["securityContext"]["runAsNonRoot"] and c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    from kindml.images import RUNTIME_IMAGE
+
+    assert c["image"] == RUNTIME_IMAGE

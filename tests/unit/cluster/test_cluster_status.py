@@ -18,9 +18,12 @@ def _deployments(names: list[str], ready: bool = True) -> str:
 def _healthy(fake_bin, registry: str = endpoints.FEAST_REGISTRY) -> None:  # type: ignore[no-untyped-def]
     up = upstream.load_upstream()
     fake_bin.on("kind get clusters", stdout="kindml\n")
+    by_ns: dict[str, list[str]] = {}
     for c in up.components:
-        if c.deployments:
-            fake_bin.on(lambda a, ns=c.namespace: a[0] == "kubectl" and ["-n", ns, "get", "deployments"] == a[3:7], stdout=_deployments(c.deployments))
+        if c.deployments and c.addon is None:  # add-ons (KEDA) are not installed by a plain `up`
+            by_ns.setdefault(c.namespace, []).extend(c.deployments)
+    for ns, names in by_ns.items():
+        fake_bin.on(lambda a, ns=ns: a[0] == "kubectl" and ["-n", ns, "get", "deployments"] == a[3:7], stdout=_deployments(names))
     fake_bin.on(lambda a: a[0] == "kubectl" and a[3:7] == ["-n", "kindml", "get", "deployments"], stdout=_deployments(["redis", "mlflow"]))
     fake_bin.on(lambda a: a[0] == "kubectl" and a[3:7] == ["-n", "kindml-monitoring", "get", "deployments"], stdout=_deployments(["grafana"]))
     fake_bin.on(lambda a: "featurestore" in a, stdout=json.dumps({"status": {"phase": "Ready", "serviceHostnames": {"registry": registry}}}))

@@ -51,13 +51,23 @@ def test_unknown_keys_are_rejected(repo_root, tmp_path):
         load_upstream(bad)
 
 
+def _minor(v: str) -> tuple[int, int]:
+    major, minor = v.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
 def test_versions_match_the_python_pins(upstream, repo_root):
-    """KFP backend matches the kfp SDK line, KServe and Feast match their SDKs."""
+    """KFP backend matches the kfp SDK line; KServe and the Feast operator match their SDKs, or say in `sdk`
+    which SDK version they run with (at most one minor apart: the audited upstream history had no newer tag)."""
     pins = dict(re.findall(r'"([a-z-]+)(?:\[[^\]]*\])?==([0-9.]+)"', (repo_root / "pyproject.toml").read_text()))
     kfp_line = ".".join(pins["kfp"].split(".")[:2])
     assert upstream.component("kubeflow-pipelines").version.startswith(kfp_line + ".")
-    assert upstream.component("kserve").version == "v" + pins["kserve"]
-    assert upstream.component("feast-operator").version == "v" + pins["feast"]
+    for comp, sdk in (("kserve", "kserve"), ("feast-operator", "feast")):
+        c = upstream.component(comp)
+        if c.version != "v" + pins[sdk]:
+            assert c.sdk == pins[sdk], f"{comp} {c.version} differs from the {sdk} SDK {pins[sdk]}: say so in upstream.yaml `sdk`"
+            (cm, cn), (sm, sn) = _minor(c.version), _minor(pins[sdk])
+            assert cm == sm and 0 <= sn - cn <= 1, f"{comp} {c.version} is more than one minor behind the SDK {pins[sdk]}"
     assert pins["ray"] == "2.60.0"  # the RayJob rayVersion in templates.py
     from kindml.cluster.templates import RAY_VERSION
 
@@ -65,9 +75,15 @@ def test_versions_match_the_python_pins(upstream, repo_root):
 
 
 def test_no_upstream_manifest_is_copied_into_the_repo(repo_root):
-    """Upstream manifests are referenced by URL only: no CRD or upstream controller is vendored."""
+    """Upstream manifests are referenced by URL only: no CRD or upstream controller is vendored (the CRD
+    schemas in manifests/crds are test data, never applied: no kustomization refers to them)."""
+    crds = repo_root / "manifests" / "crds"
     for p in (repo_root / "manifests").rglob("*.yaml"):
         text = p.read_text()
+        if crds in p.parents:
+            continue
+        if p.name == "kustomization.yaml":
+            assert "crds" not in text, p
         assert "kind: CustomResourceDefinition" not in text, p
         assert "name: kserve-controller-manager" not in text, p
 
