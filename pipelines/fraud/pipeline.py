@@ -22,9 +22,10 @@ from kindml.components import (
     train,
     validate,
 )
-from kindml.pipeline.tasks import on_cluster
+from kindml.pipeline.tasks import RESOURCES, on_cluster
 
 WORKLOAD = "kindml.pipelines.fraud.workload"
+TASK_RESOURCES = RESOURCES
 
 
 @dsl.pipeline(name="kindml-fraud", description="Fraud detection capstone: ingest, GE validation, Feast features, Ray Tune + Train, "

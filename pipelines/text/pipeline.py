@@ -13,7 +13,7 @@ from kindml.pipeline.tasks import RESOURCES, on_cluster
 
 WORKLOAD = "kindml.pipelines.text.workload"
 # the encoder runs in train (embeddings), export (ONNX, parity, INT8) and evaluate: more memory than the tabular capstone
-TEXT_RESOURCES = {**RESOURCES, "train": ("100m", "1G", "2", "4G"), "evaluate": ("500m", "2G", "2", "4G"), "export": ("500m", "2G", "2", "4G")}
+TASK_RESOURCES = TEXT_RESOURCES = {**RESOURCES, "train": ("100m", "1G", "2", "4G"), "evaluate": ("250m", "2G", "2", "4G"), "export": ("250m", "2G", "2", "4G")}
 
 
 @dsl.pipeline(name="kindml-text", description="Ticket-intent capstone: GE validation of texts, Feast customer context, MiniLM transfer "

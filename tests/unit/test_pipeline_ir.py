@@ -14,21 +14,24 @@ from kindml.pipelines import CAPSTONES  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=sorted(CAPSTONES))
-def ir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+def ir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, dict]:
+    import importlib
+
     from kindml.pipeline.compile import compile_pipelines
     from kindml.pipelines import PIPELINES
 
     out = tmp_path_factory.mktemp("ir")
     compile_pipelines(out, PIPELINES, [request.param])
     spec, platform = list(yaml.safe_load_all((out / f"{request.param}.yaml").read_text()))
-    return spec, platform
+    module = importlib.import_module(CAPSTONES[request.param].pipeline.partition(":")[0])
+    return spec, platform, module.TASK_RESOURCES
 
 
 def test_every_task_gets_the_runtime_env_configmap(ir) -> None:  # type: ignore[no-untyped-def]
     from kindml.cluster import endpoints
     from kindml.pipeline.tasks import STAGES
 
-    spec, platform = ir
+    spec, platform, _ = ir
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(executors) == {f"exec-{s}" for s in STAGES}
     for name, ex in executors.items():
@@ -40,9 +43,7 @@ def test_every_task_gets_the_runtime_env_configmap(ir) -> None:  # type: ignore[
 
 
 def test_every_task_has_requests_and_limits_and_train_stays_small(ir) -> None:  # type: ignore[no-untyped-def]
-    from kindml.pipeline.tasks import RESOURCES
-
-    spec, _ = ir
+    spec, _, RESOURCES = ir  # noqa: N806 - the capstone's table of requests and limits
     executors = spec["deploymentSpec"]["executors"]
     for name, ex in executors.items():
         r = ex["container"]["resources"]
@@ -58,13 +59,13 @@ def test_every_task_has_requests_and_limits_and_train_stays_small(ir) -> None:  
 def test_task_images_are_the_runtime_image(ir) -> None:  # type: ignore[no-untyped-def]
     from kindml.images import RUNTIME_IMAGE
 
-    spec, _ = ir
+    spec, _, _ = ir
     assert {ex["container"]["image"] for ex in spec["deploymentSpec"]["executors"].values()} == {RUNTIME_IMAGE}
 
 
 def test_every_task_gets_its_workload_and_the_config(ir) -> None:  # type: ignore[no-untyped-def]
     """The reusable components are parameterised by the workload: every task of a capstone names the same one."""
-    spec, _ = ir
+    spec, _, _ = ir
     refs = set()
     for task in spec["root"]["dag"]["tasks"].values():
         params = task.get("inputs", {}).get("parameters", {})

@@ -129,7 +129,9 @@ def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict
                            f"kubectl -n {ns} describe inferenceservice {name}")
     from kindml.pipeline import outputs
 
-    url = f"http://{name}-predictor.{ns}.svc:{endpoints.PREDICTOR_PORT}"
+    from kindml.cluster.templates import predictor_url
+
+    url = predictor_url(name, registered["version"])  # KServe Standard mode: one Service per predictor version, port 80
     result = {"url": url, "pid": None, "model": registered["name"], "version": registered["version"], "mode": mode, "target": "kind",
               "host_url": f"http://127.0.0.1:{endpoints.UI_PORTS['model-endpoint']}", "mlflow_run_id": outputs.model_run_id(registered)}
     out_dir.mkdir(parents=True, exist_ok=True)
