@@ -25,6 +25,7 @@ manifest of what was damaged. Everything is a pure function of the seed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -50,7 +51,7 @@ _PLAN_PRIOR = np.array([
 _FOLLOW_UP = {"delivery_status": {"refund_request": 0.35, "delivery_status": 0.15}, "billing_question": {"refund_request": 0.15,
               "cancel_subscription": 0.15}, "login_problem": {"login_problem": 0.25, "bug_report": 0.1}, "bug_report": {"bug_report": 0.2,
               "feature_request": 0.1}, "refund_request": {"cancel_subscription": 0.2}}
-_DRIFT_MIX = np.array([0.08, 0.24, 0.06, 0.10, 0.30, 0.10, 0.04, 0.08])
+_DRIFT_MIX = np.array([0.04, 0.30, 0.03, 0.08, 0.40, 0.06, 0.03, 0.06])
 GENERIC_SHARE = 0.08
 
 _SLOTS: dict[str, list[str]] = {
@@ -139,9 +140,9 @@ def write_ticket(rng: np.random.Generator, intent: str, drift: float = 0.0) -> s
         t = templates[int(rng.integers(len(templates)))]
         parts.append(t.format(**{k: v[int(rng.integers(len(v)))] for k, v in _SLOTS.items()}))
     text = _GREETINGS[int(rng.integers(len(_GREETINGS)))] + " ".join(parts) + _CLOSINGS[int(rng.integers(len(_CLOSINGS)))]
-    if drift > 0 and rng.random() < min(1.0, 0.35 * drift):
+    if drift > 0 and rng.random() < min(1.0, 0.6 * drift):
         for old, new in _NEW_WORDS.items():
-            text = text.replace(old, new)
+            text = re.sub(rf"\b{re.escape(old)}\b", new, text)
         if rng.random() < min(1.0, 0.3 * drift):
             text += _SLANG[int(rng.integers(len(_SLANG)))]
     r = rng.random()
@@ -206,9 +207,9 @@ class TicketWorld:
             for j, bump in _FOLLOW_UP.get(prev.get(c, ""), {}).items():
                 p[INTENTS.index(j)] += bump
             if drift > 0:
-                p = (1 - min(1.0, 0.25 * drift)) * p / p.sum() + min(1.0, 0.25 * drift) * _DRIFT_MIX
+                p = (1 - min(1.0, 0.6 * drift)) * p / p.sum() + min(1.0, 0.6 * drift) * _DRIFT_MIX
             intent = INTENTS[int(rng.choice(len(INTENTS), p=p / p.sum()))]
-            new_topic = drift > 0 and rng.random() < min(0.5, 0.12 * drift)
+            new_topic = drift > 0 and rng.random() < min(0.5, 0.2 * drift)
             generic = not new_topic and rng.random() < GENERIC_SHARE
             if new_topic:
                 intent = "bug_report"

@@ -8,7 +8,17 @@ writes its IR for a cluster.
 # no `from __future__ import annotations`: KFP reads the real annotations.
 from kfp import dsl
 
-from kindml.components import deploy, evaluate, export, features, ingest, monitor, register, train, validate
+from kindml.components import (
+    deploy,
+    evaluate,
+    export,
+    features,
+    ingest,
+    monitor,
+    register,
+    train,
+    validate,
+)
 from kindml.pipeline.tasks import RESOURCES, on_cluster
 
 WORKLOAD = "kindml.pipelines.text.workload"
@@ -21,14 +31,14 @@ TASK_RESOURCES = TEXT_RESOURCES = {**RESOURCES, "train": ("100m", "1G", "2", "4G
 def pipeline(
     config_json: str = "{}",
     run_id: str = "kfp-run",
-    rows: int = 12_000,
+    rows: int = 8_000,
     days: int = 60,
     seed: int = 42,
     corruption_rate: float = 0.0,
     quarantine: bool = False,
     workers: int = 2,
     epochs: int = 12,
-    tune_trials: int = 4,
+    tune_trials: int = 3,
     min_score: float = 0.85,
     drift: float = 1.0,
     serve: bool = True,

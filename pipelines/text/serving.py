@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from kindml.pipelines.text.data import CHANNELS, MAX_TEXT_CHARS
-from kindml.serving.signature import Answer, Parsed, RequestError, Signature, check_instances, choice, integer, text
+from kindml.serving.signature import (
+    Answer,
+    Parsed,
+    RequestError,
+    Signature,
+    check_instances,
+    choice,
+    integer,
+    text,
+)
 
 MAX_BATCH = 256  # every ticket is a transformer pass: a smaller batch than tabular models
 UNK_ID = 100

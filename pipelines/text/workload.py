@@ -40,10 +40,10 @@ class TextWorkload(Workload):
     gate_metric = "macro_f1"
     corruption_kinds = CORRUPTION_KINDS
     defaults = {
-        "data.rows": 12_000,
+        "data.rows": 8_000,
         "train.epochs": 12,
         "train.batch_size": 64,
-        "train.tune_trials": 4,
+        "train.tune_trials": 3,
         "train.tune_epochs": 4,
         "evaluate.min_score": 0.85,
         "quantize.enabled": True,
@@ -102,7 +102,12 @@ class TextWorkload(Workload):
     # --- features ---------------------------------------------------------------------------
 
     def feature_repo(self, tables: dict[str, pd.DataFrame], window: Window, data_dir: Path) -> FeatureRepo:
-        from kindml.pipelines.text.features import FEATURE_SERVICE, VIEW, customer_daily, feature_objects
+        from kindml.pipelines.text.features import (
+            FEATURE_SERVICE,
+            VIEW,
+            customer_daily,
+            feature_objects,
+        )
 
         return FeatureRepo(objects=feature_objects(data_dir), service=FEATURE_SERVICE, views=[VIEW],
                            offline_tables={VIEW: customer_daily(tables["tickets"], tables["customers"], window.start, window.days)},

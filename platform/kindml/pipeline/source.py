@@ -120,7 +120,9 @@ def from_path(text: str) -> PipelineSource:
         workload = getattr(module, "WORKLOAD", None)
         if isinstance(workload, str) and workload.endswith(".py") and not Path(workload).is_absolute():
             workload = str((path.parent / workload).resolve())
-        return PipelineSource("file", resolved, path.stem, workload if isinstance(workload, str) else None, function or None)
+        src = PipelineSource("file", resolved, path.stem, workload if isinstance(workload, str) else None, function or None)
+        name = getattr(src.load(), "name", None) or path.stem  # the @dsl.pipeline's name
+        return PipelineSource("file", resolved, re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or path.stem, src.workload, src.function)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise UsageError(f"pipeline IR {path} does not exist", "Compile one with `kindml pipeline compile --out DIR`.")

@@ -127,9 +127,8 @@ def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict
     if not ready:
         raise ServingError(f"InferenceService {name} did not become Ready in {timeout_s:.0f} s",
                            f"kubectl -n {ns} describe inferenceservice {name}")
-    from kindml.pipeline import outputs
-
     from kindml.cluster.templates import predictor_url
+    from kindml.pipeline import outputs
 
     url = predictor_url(name, registered["version"])  # KServe Standard mode: one Service per predictor version, port 80
     result = {"url": url, "pid": None, "model": registered["name"], "version": registered["version"], "mode": mode, "target": "kind",
