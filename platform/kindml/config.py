@@ -157,7 +157,7 @@ class KindmlConfig(_Strict):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     workloads: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-workload options, validated by the workload (e.g. workloads.fraud.accounts)."
+        default_factory=dict, description="Per-workload options, validated by the workload (e.g. workloads.text.customers)."
     )
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> KindmlConfig:

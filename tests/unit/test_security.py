@@ -214,7 +214,7 @@ def test_scan_inputs_cover_the_pods_inside_custom_resources(tmp_path: Path) -> N
     t = templates_for_scan()
     isvc = t["inferenceservice"][0]
     views = pod_views(isvc)
-    assert [v["metadata"]["name"] for v in views] == ["view-inferenceservice-fraud-detector-predictor", "view-inferenceservice-fraud-detector-canary0"]
+    assert [v["metadata"]["name"] for v in views] == ["view-inferenceservice-model-predictor", "view-inferenceservice-model-canary0"]
     pod = views[0]["spec"]["template"]["spec"]
     assert pod["containers"] == isvc["spec"]["predictor"]["containers"] and "minReplicas" not in pod
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -232,13 +232,13 @@ def register(app: typer.Typer) -> None:
     @render_app.command("isvc")
     def render_isvc(
         champion_version: str = typer.Option(..., "--champion-version", help="Registry version serving now."),
-        champion_uri: str = typer.Option(..., "--champion-uri", help="MLflow URI of its exported model, e.g. models:/fraud-detector/3."),
+        champion_uri: str = typer.Option(..., "--champion-uri", help="MLflow URI of its exported model, e.g. models:/my-model/3."),
         challenger_version: str | None = typer.Option(None, "--challenger-version", help="Candidate version for the canary."),  # noqa: UP007
         challenger_uri: str | None = typer.Option(None, "--challenger-uri", help="MLflow URI of the candidate."),  # noqa: UP007
         traffic: int = typer.Option(10, "--traffic", min=0, max=100, help="Percent of traffic to the canary."),
         action: CanaryAction = typer.Option(CanaryAction.canary, "--action", help="canary: champion + challenger; promote: challenger becomes the champion; rollback: champion only."),
         replicas: int = typer.Option(1, "--replicas", min=1, max=10, help="Champion replicas (without --autoscale). The canary's pods are sized by KServe from --traffic."),
-        name: str = typer.Option("fraud-detector", "--name", help="InferenceService (model) name."),
+        name: str = typer.Option(..., "--name", help="InferenceService (model) name: the registered model's, e.g. ticket-intent."),
         autoscale: Autoscaler | None = typer.Option(None, "--autoscale", help="Autoscale the champion: hpa (cpu/memory, needs metrics-server) or keda (Prometheus request rate, needs `up --keda`)."),  # noqa: UP007
         min_replicas: int = typer.Option(1, "--min-replicas", min=1, max=20),
         max_replicas: int = typer.Option(3, "--max-replicas", min=1, max=50),
@@ -275,7 +275,7 @@ def register(app: typer.Typer) -> None:
     @render_app.command("split")
     def render_split(
         route: list[str] = typer.Option(..., "--route", help="VERSION=WEIGHT, e.g. --route 3=90 --route 4=10 (weights sum to 100)."),
-        name: str = typer.Option("fraud-detector", "--name", help="InferenceService whose predictor versions are split."),
+        name: str = typer.Option(..., "--name", help="InferenceService whose predictor versions are split (the registered model's name)."),
         graph: str | None = typer.Option(None, "--graph", help="InferenceGraph name (default: <name>-split)."),  # noqa: UP007
         output: Output = OUTPUT_OPTION,
     ) -> None:

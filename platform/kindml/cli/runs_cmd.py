@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             path = latest
         else:
             if "/" in run_id or "\\" in run_id or run_id.startswith("."):
-                raise UsageError(f"{run_id!r} is not a run id", "Run ids look like fraud-20261123-101500-ab12cd; see `kindml runs list`.")
+                raise UsageError(f"{run_id!r} is not a run id", "Run ids look like text-20261123-101500-ab12cd; see `kindml runs list`.")
             path = ws.run_dir(run_id)
             if not (path / "summary.json").is_file():
                 raise UsageError(f"no run {run_id!r} in {ws.runs}", "See `kindml runs list` for the run ids.")

@@ -40,7 +40,7 @@ def image_problems(image: str) -> list[str]:
 
 
 def template_images() -> list[str]:
-    mv = templates.ModelVersion(version="1", model_uri="models:/fraud-detector/1")
+    mv = templates.ModelVersion(version="1", model_uri="models:/model/1")
     objs = [templates.render_inferenceservice(mv), templates.render_rayjob(templates.RayJobParams(run_id="x", entrypoint="true"))]
     return objects.images(objs)
 

@@ -13,8 +13,9 @@ NAMESPACE = "kindml"
 MONITORING_NAMESPACE = "kindml-monitoring"
 KFP_NAMESPACE = "kubeflow"
 
-MODEL_NAME = "fraud-detector"
 PREDICTOR_PORT = 8080
+# the Service behind the host's model endpoint (UI_PORTS["model-endpoint"]); deploy points it at its model
+MODEL_ENDPOINT_SERVICE = "kindml-model-endpoint"
 PREDICTOR_SERVICE_ACCOUNT = "default"
 
 MLFLOW_URI = f"http://mlflow.{NAMESPACE}.svc:5000"

@@ -98,8 +98,8 @@ def templates_for_scan() -> dict[str, list[dict[str, Any]]]:
     """The per-run templates with representative parameters: a canary InferenceService, a CPU and a GPU RayJob."""
     from kindml.cluster import templates
 
-    champ = templates.ModelVersion(version="3", model_uri="models:/fraud-detector/3")
-    chall = templates.ModelVersion(version="4", model_uri="models:/fraud-detector/4")
+    champ = templates.ModelVersion(version="3", model_uri="models:/model/3")
+    chall = templates.ModelVersion(version="4", model_uri="models:/model/4")
     job = {"run_id": "scan", "entrypoint": "python -m kindml.model.train", "workers": 2}
     return {
         "inferenceservice": [templates.render_inferenceservice(champ, chall, 10)],

@@ -50,8 +50,10 @@ def _custom_resources() -> list[dict[str, Any]]:
     available = prom is not None and _condition(prom, "Available")
     out.append({"component": "prometheus", "namespace": endpoints.MONITORING_NAMESPACE, "ready": available,
                 "detail": "Prometheus kindml " + ("Available" if available else "not Available" if prom else "not found")})
-    isvc = _get(endpoints.NAMESPACE, "inferenceservice", endpoints.MODEL_NAME)
-    if isvc is not None:  # optional: exists after the first `kindml capstone --target kind`
+    res = proc.run(kubectl("-n", endpoints.NAMESPACE, "get", "inferenceservices", "-o", "json"), timeout=30)
+    items = (json.loads(res.stdout).get("items") or []) if res.ok and res.stdout.strip() else []
+    for isvc in items:  # optional: one per model, after its pipeline's first run with --target kind
+        name = (isvc.get("metadata") or {}).get("name", "?")
         ann = (isvc.get("metadata") or {}).get("annotations") or {}
         canary = ((isvc.get("spec") or {}).get("canary") or [{}])[0]
         detail = f"champion v{ann.get('kindml.io/champion-version', '?')}"
@@ -59,7 +61,7 @@ def _custom_resources() -> list[dict[str, Any]]:
             detail += f", canary v{ann['kindml.io/challenger-version']} at {canary.get('trafficPercent', '?')}%"
         ready = _condition(isvc, "Ready")
         out.append({"component": "predictor", "namespace": endpoints.NAMESPACE, "ready": ready,
-                    "detail": f"InferenceService {endpoints.MODEL_NAME} {'Ready' if ready else 'not Ready'}: {detail}"})
+                    "detail": f"InferenceService {name} {'Ready' if ready else 'not Ready'}: {detail}"})
     return out
 
 

@@ -84,7 +84,7 @@ class ModelVersion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(min_length=1, max_length=20, description="Registry version, e.g. '3'.")
-    model_uri: str = Field(min_length=1, description="MLflow URI of the exported model, e.g. models:/fraud-detector/3.")
+    model_uri: str = Field(min_length=1, description="MLflow URI of the exported model, e.g. models:/ticket-intent/3.")
     image: str = RUNTIME_IMAGE
     replicas: int = Field(1, ge=1, le=10)
     cpu: str = "100m"
@@ -260,7 +260,7 @@ def render_inferenceservice(
     champion: ModelVersion,
     challenger: ModelVersion | None = None,
     traffic_percent: int = 10,
-    name: str = endpoints.MODEL_NAME,
+    name: str = "model",
     namespace: str = endpoints.NAMESPACE,
     autoscaling: Autoscaling | None = None,
 ) -> dict[str, Any]:

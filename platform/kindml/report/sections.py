@@ -59,9 +59,11 @@ def overview(data: RunData) -> str:
     drift = s.get("drift") or {}
     max_psi = max((v for v in (drift.get("max_psi") or {}).values() if isinstance(v, int | float)), default=None)
     alerts = drift.get("alerts_fired")
+    headline = ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else "") \
+        if "roc_auc" in m or "macro_f1" not in m else ("macro-F1", num(m.get("macro_f1")), f"accuracy {num(m.get('accuracy'))}")
     tiles = [
         ("status", badge(status), f"{fmt_duration(s.get('seconds'))} total"),
-        ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else ""),
+        headline,
         ("model", f"{esc(model.get('name') or '-')} v{esc(model.get('version') or '-')}" if model else "-",
          ("promoted to " + str(model.get("alias") or "champion")) if model.get("promoted") else ("not promoted" if model else "not registered")),
         ("p99 latency", f"{num(serving.get('p99_ms'), 3)} ms" if serving else "-",
@@ -70,12 +72,15 @@ def overview(data: RunData) -> str:
     ]
     out.append(cards(tiles))
     d = s.get("data") or {}
-    facts = [("run id", data.run_id), ("target", s.get("target")), ("started", s.get("started")), ("finished", s.get("finished")),
-             ("run folder", s.get("run_dir") or data.run_dir)]
+    facts = [("run id", data.run_id), ("pipeline", s.get("pipeline")), ("target", s.get("target")), ("started", s.get("started")),
+             ("finished", s.get("finished")), ("run folder", s.get("run_dir") or data.run_dir)]
     if d:
-        facts += [("rows", d.get("rows")), ("accounts", d.get("accounts")), ("fraud rate", pct(d.get("fraud_rate"))),
+        # the workload's own facts (entity counts, the positive rate, ...) next to the platform's
+        extra = [(k.replace("_", " "), pct(v) if k.endswith(("_rate", "_share")) else v) for k, v in d.items()
+                 if k not in ("rows", "content_hash", "window_start", "window_end")]
+        facts += [("rows", d.get("rows")), *extra,
                   ("data window", f"{d.get('window_start', '?')} → {d.get('window_end', '?')}"), ("data hash", short(d.get("content_hash"), 20))]
-    out.append(grid([kv(facts[:5]), kv(facts[5:]) if len(facts) > 5 else ""], "grid two"))
+    out.append(grid([kv(facts[:6]), kv(facts[6:]) if len(facts) > 6 else ""], "grid two"))
     params = s.get("params") or {}
     if params:
         out.append("<details><summary>parameters</summary>" + kv(sorted(params.items()), code=True) + "</details>")
@@ -146,8 +151,10 @@ def training(data: RunData) -> str:
     out = []
     secs = tr.get("seconds") or {}
     split = tr.get("split") or {}
+    key = tr.get("val_metric") or "val_auc"
+    label = {"val_auc": "AUC", "val_macro_f1": "macro-F1"}.get(key, key.removeprefix("val_"))
     out.append(cards([
-        ("validation AUC", num(tr.get("val_auc")), "best model on the validation split"),
+        (f"validation {label}", num(tr.get(key)), "best model on the validation split"),
         ("Tune trials", num(len(tr.get("trials") or [])), f"{num(secs.get('tune'))} s tuning" if secs.get("tune") is not None else ""),
         ("final fit", f"{num(secs.get('fit'))} s" if secs.get("fit") is not None else "-", f"{num(tr.get('workers'))} Ray Train workers"),
         ("split rows", " / ".join(num(split.get(k)) for k in ("train", "val", "test")) if split else "-", "train / val / test"),
@@ -158,18 +165,18 @@ def training(data: RunData) -> str:
         ep = [h.get("epoch") for h in hist]
         charts.append(svg.line_chart([svg.Series("train loss", ep, [h.get("train_loss") for h in hist], markers=True)],
                                      title="training loss per epoch", x_label="epoch", y_label="loss", legend=False, integer_x=True))
-        charts.append(svg.line_chart([svg.Series("val AUC", ep, [h.get("val_auc") for h in hist], color=svg.PALETTE[2], markers=True)],
-                                     title="validation ROC AUC per epoch", x_label="epoch", y_label="ROC AUC", legend=False, integer_x=True))
+        charts.append(svg.line_chart([svg.Series(f"val {label}", ep, [h.get(key) for h in hist], color=svg.PALETTE[2], markers=True)],
+                                     title=f"validation {label} per epoch", x_label="epoch", y_label=label, legend=False, integer_x=True))
         out.append(grid(charts, "grid two"))
     else:
         out.append(note("No per-epoch history in the training report.", "info"))
     trials = tr.get("trials") or []
     if trials:
-        keys = [k for k in trials[0] if k not in ("val_auc", "epochs_run")]
-        best_auc = max((t.get("val_auc") for t in trials if isinstance(t.get("val_auc"), int | float)), default=None)
-        body = [[num(i + 1)] + [num(t.get(k)) for k in keys] + [num(t.get("val_auc")), num(t.get("epochs_run"))] for i, t in enumerate(trials)]
-        classes = ["best" if t.get("val_auc") == best_auc and best_auc is not None else "" for t in trials]
-        out.append(table(["trial", *keys, "val AUC", "epochs"], body, classes, numeric=range(len(keys) + 3),
+        keys = [k for k in trials[0] if k not in (key, "epochs_run")]
+        best = max((t.get(key) for t in trials if isinstance(t.get(key), int | float)), default=None)
+        body = [[num(i + 1)] + [num(t.get(k)) for k in keys] + [num(t.get(key)), num(t.get("epochs_run"))] for i, t in enumerate(trials)]
+        classes = ["best" if t.get(key) == best and best is not None else "" for t in trials]
+        out.append(table(["trial", *keys, f"val {label}", "epochs"], body, classes, numeric=range(len(keys) + 3),
                          caption="Ray Tune trials (best highlighted)"))
     if tr.get("best_params"):
         out.append("<h3>best hyper-parameters</h3>" + kv(tr["best_params"].items(), code=True))
@@ -191,6 +198,10 @@ def evaluation(data: RunData) -> str:
         reasons = "; ".join(gate.get("reasons") or [])
         out.append(note(f"<strong>Gate: {'promote' if gate.get('promote') else 'do not promote'}</strong> — {esc(reasons)}",
                         "ok" if gate.get("promote") else "warn", raw=True))
+    if m.get("task") == "multiclass":
+        out.append(multiclass_evaluation(m, gate))
+        return "".join(out)
+    positive = str(m.get("positive_label") or "positive")
     out.append(cards([
         ("ROC AUC", num(m.get("roc_auc")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
         ("PR AUC", num(m.get("pr_auc")), f"base rate {pct(m['positives'] / m['rows'])}" if m.get("rows") and m.get("positives") is not None else ""),
@@ -210,21 +221,67 @@ def evaluation(data: RunData) -> str:
                                      hlines=[svg.HLine(base, f"base rate {base:.3f}", "#6b7280")] if base else []))
     cal = m.get("calibration") or []
     if cal:
-        charts.append(svg.line_chart([svg.Series("model", [c.get("mean_score") for c in cal], [c.get("fraud_rate") for c in cal],
+        charts.append(svg.line_chart([svg.Series("model", [c.get("mean_score") for c in cal], [_observed(c) for c in cal],
                                                  color=svg.PALETTE[4], markers=True)],
-                                     title="calibration (reliability)", x_label="mean predicted score", y_label="observed fraud rate",
+                                     title="calibration (reliability)", x_label="mean predicted score", y_label=f"observed {positive} rate",
                                      x_range=(0, 1), y_range=(0, 1), diagonal=True))
     conf = m.get("confusion")
     if conf:
-        charts.append(confusion_matrix(conf, m.get("threshold")))
+        charts.append(confusion_matrix(conf, m.get("threshold"), positive))
     if charts:
         out.append(grid(charts, "grid two"))
     else:
         out.append(note("No ROC/PR curves stored for this run.", "info"))
+    out.append(baselines_table(m, "roc_auc"))
     return "".join(out)
 
 
-def confusion_matrix(conf: dict[str, Any], threshold: Any = None) -> str:
+def _observed(bin_: dict[str, Any]) -> Any:
+    """A calibration bin's observed positive rate (older runs named it after their workload's label)."""
+    return bin_.get("positive_rate", next((v for k, v in bin_.items() if k.endswith("_rate")), None))
+
+
+def baselines_table(m: dict[str, Any], metric: str) -> str:
+    base = m.get("baselines") or {}
+    if not base:
+        return ""
+    rows = [["this model", num(m.get(metric)), ""]] + [[esc(name), num(b.get(metric)), esc(b.get("note") or "")] for name, b in base.items()]
+    return table(["model", metric.replace("_", " "), "note"], rows, ["best", *[""] * len(base)], numeric=[1],
+                 caption="baselines on the same holdout")
+
+
+def multiclass_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str:
+    out = [cards([
+        ("macro-F1", num(m.get("macro_f1")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
+        ("accuracy", num(m.get("accuracy")), f"{num(m.get('rows'))} holdout rows"),
+        ("weighted F1", num(m.get("weighted_f1")), ""),
+        ("log loss / ECE", f"{num(m.get('log_loss'), 3)} / {num(m.get('ece'), 3)}", "calibration of the top score"),
+    ])]
+    per = m.get("per_class") or []
+    if per:
+        out.append(table(["class", "precision", "recall", "F1", "support"],
+                         [[esc(c["class"]), num(c["precision"], 3), num(c["recall"], 3), num(c["f1"], 3), num(c["support"])] for c in per],
+                         numeric=[1, 2, 3, 4], caption="per class"))
+    classes, cm = m.get("classes") or [], m.get("confusion_matrix") or []
+    if classes and cm:
+        total = max(sum(sum(r) for r in cm), 1)
+        head = "".join(f"<th>{esc(c)}</th>" for c in classes)
+        body = []
+        for name, row in zip(classes, cm, strict=False):
+            cells = []
+            for j, n in enumerate(row):
+                good = classes[j] == name
+                alpha = 0.08 + 0.7 * min(1.0, n / total * len(classes))
+                color = f"rgba(22,163,74,{alpha:.2f})" if good else f"rgba(220,38,38,{alpha:.2f})" if n else "transparent"
+                cells.append(f'<td class="cm" style="background:{color}"><div class="n">{n:,}</div></td>')
+            body.append(f"<tr><th>{esc(name)}</th>{''.join(cells)}</tr>")
+        out.append('<div class="cmwrap"><div class="charttitle">confusion matrix (rows: actual, columns: predicted)</div>'
+                   f'<table class="cmtable"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    out.append(baselines_table(m, "macro_f1"))
+    return "".join(out)
+
+
+def confusion_matrix(conf: dict[str, Any], threshold: Any = None, positive: str = "positive") -> str:
     tn, fp, fn, tp = (int(conf.get(k) or 0) for k in ("tn", "fp", "fn", "tp"))
     total = max(tn + fp + fn + tp, 1)
 
@@ -236,13 +293,13 @@ def confusion_matrix(conf: dict[str, Any], threshold: Any = None) -> str:
 
     return ('<div class="cmwrap"><div class="charttitle">confusion matrix'
             + (f" (threshold {esc(threshold)})" if threshold is not None else "") + "</div>"
-            '<table class="cmtable"><thead><tr><th></th><th>predicted legit</th><th>predicted fraud</th></tr></thead><tbody>'
-            f"<tr><th>actual legit</th>{cell(tn, True)}{cell(fp, False)}</tr>"
-            f"<tr><th>actual fraud</th>{cell(fn, False)}{cell(tp, True)}</tr></tbody></table></div>")
+            f'<table class="cmtable"><thead><tr><th></th><th>predicted negative</th><th>predicted {esc(positive)}</th></tr></thead><tbody>'
+            f"<tr><th>actual negative</th>{cell(tn, True)}{cell(fp, False)}</tr>"
+            f"<tr><th>actual {esc(positive)}</th>{cell(fn, False)}{cell(tp, True)}</tr></tbody></table></div>")
 
 
 # ---------------------------------------------------------------- registry
-LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("gate", "kindml.gate"),
+LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("gate", "kindml.gate"),
                    ("data rows", "kindml.data_rows"), ("data hash", "kindml.data_hash"), ("validation", "kindml.validation_success"),
                    ("git", "kindml.git_commit"))
 

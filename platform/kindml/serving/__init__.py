@@ -1,1 +1,1 @@
-"""Serving: the KServe predictor of the fraud model, its request schema, online features and the local server lifecycle."""
+"""Serving: the KServe predictor of any workload's model, the signature contract, online features and the local server lifecycle."""

@@ -48,15 +48,31 @@ def load(workload: str, config_json: str = "{}", **overrides: Any) -> StageConte
     base: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     apply_defaults(base, origins, cls.config_defaults(), f"defaults of workload {cls.name!r}")
-    from kindml.config import _deep_merge
+    from kindml.config import KindmlConfig, _deep_merge
 
-    cfg = _validate(_deep_merge(base, data), origins, "pipeline parameter config_json")
+    # config_json may be a full dump (`kindml config show -o json`, what the driver passes): only the fields that
+    # differ from the built-in defaults are settings; the rest must not hide the workload's defaults
+    cfg = _validate(_deep_merge(base, _changed(data, KindmlConfig().model_dump(mode="json"))), origins, "pipeline parameter config_json")
     dotted = {k.replace("__", "."): v for k, v in overrides.items() if v is not None}
     if dotted:
         cfg = cfg.with_overrides(dotted, source="pipeline parameter")
     env = RuntimeEnv.current(cfg)
     (Path(env.workspace) / "tmp").mkdir(parents=True, exist_ok=True)
     return StageContext(cls(cfg), cfg, env, workload)
+
+
+def _changed(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that differ from ``defaults`` (recursively)."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        d = defaults.get(k, object())
+        if isinstance(v, dict) and isinstance(d, dict) and k != "workloads":
+            sub = _changed(v, d)
+            if sub:
+                out[k] = sub
+        elif v != d:
+            out[k] = v
+    return out
 
 
 def record_failure(stage: str, exc: BaseException) -> None:

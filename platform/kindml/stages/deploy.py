@@ -137,3 +137,17 @@ def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict
     (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     outputs.publish(env, result["mlflow_run_id"], {"deployed": out_dir})
     return result
+
+
+def point_endpoint(name: str) -> None:
+    """Point the host's model endpoint (Service kindml-model-endpoint, NodePort 30800 on kind) at InferenceService ``name``."""
+    from kubernetes import client
+
+    from kindml.cluster import endpoints
+
+    body = {"spec": {"selector": {"serving.kserve.io/inferenceservice": name}}}
+    try:
+        client.CoreV1Api().patch_namespaced_service(endpoints.MODEL_ENDPOINT_SERVICE, endpoints.NAMESPACE, body)
+    except client.ApiException as exc:
+        raise ServingError(f"cannot point Service {endpoints.MODEL_ENDPOINT_SERVICE} at {name}: {exc.reason}",
+                           "Check the pipeline runner's Role (patch on that Service) in manifests/base/rbac/pipeline-runner.yaml.") from None

@@ -1,7 +1,7 @@
 """The base class every workload implements, and what its methods return.
 
-A workload is one ML problem on the platform: the fraud capstone, the text
-capstone, or a user's own (``kindml init``). The platform's stages call these
+A workload is one ML problem on the platform: a built-in capstone
+(``kindml pipeline list``) or a user's own (``kindml init``). The platform's stages call these
 methods and do the rest themselves (Great Expectations runs and quarantine,
 Feast apply / point-in-time retrieval / materialization, Ray Tune + Ray Train,
 metrics and the gate, ONNX export and parity, registry and lineage, KServe
@@ -130,7 +130,7 @@ class Workload(ABC):
     gate_metric: ClassVar[str]
     """The metric the gate compares (from the task's metric set): ``roc_auc``, ``macro_f1``, ..."""
     positive_label: ClassVar[str] = "positive"
-    """Binary tasks: what a positive is called in reports ("fraud", "churn")."""
+    """Binary tasks: what a positive is called in reports (e.g. "churn", "failure")."""
     defaults: ClassVar[dict[str, Any]] = {}
     """Dotted config defaults of this workload (``{"train.epochs": 8}``), under file, env and flags."""
     corruption_kinds: ClassVar[tuple[str, ...]] = ()

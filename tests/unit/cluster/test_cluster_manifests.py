@@ -263,14 +263,14 @@ def test_prometheus_selects_our_monitors_and_rules(rendered):
     assert rules and all(r["metadata"]["namespace"] == endpoints.MONITORING_NAMESPACE for r in rules)
     alerts = {r["alert"] for o in rules for g in o["spec"]["groups"] for r in g["rules"] if "alert" in r}
     assert "KindmlPredictorDown" in alerts
-    assert re.search(r"fraud", pm["metadata"]["name"]), "job label must match up{job=~'.*fraud.*'}"
+    assert pm["metadata"]["name"] == "kindml-predictors", "job label must match the rules' up{job=~'kindml-monitoring/kindml-predictors'}"
 
 
 def test_grafana_dashboards_query_the_documented_metrics(repo_root):
     """The provisioned dashboards are valid JSON and chart drift per feature, latency, errors and versions."""
     d = repo_root / "manifests" / "base" / "monitoring" / "dashboards"
     exprs = " ".join(t["expr"] for f in d.glob("*.json") for p in json.loads(f.read_text())["panels"] for t in p["targets"])
-    for metric in ("kindml_feature_drift", "kindml_prediction_drift", "kindml_window_samples", "kindml_requests_total", "kindml_request_latency_seconds_bucket", "kindml_unknown_accounts_total"):
+    for metric in ("kindml_feature_drift", "kindml_prediction_drift", "kindml_window_samples", "kindml_requests_total", "kindml_request_latency_seconds_bucket", "kindml_unknown_entities_total"):
         assert metric in exprs
     assert "by (feature" in exprs
 

@@ -163,7 +163,7 @@ def test_up_dry_run_on_an_existing_cluster_has_no_kind_steps(capsys, tmp_path, m
     assert "kind" not in plan["versions"] and "node_image" not in plan["versions"]
     overlay = next(s for st in plan["stages"] for s in st["steps"] if s["id"] == "platform:overlay")
     assert overlay["command"].endswith("-f - < rendered platform overlay")
-    assert "Service/kindml/fraud-detector-endpoint" in overlay["objects"] and "ClusterStorageContainer/kindml-mlflow" in overlay["objects"]
+    assert "Service/kindml/kindml-model-endpoint" in overlay["objects"] and "ClusterStorageContainer/kindml-mlflow" in overlay["objects"]
     assert plan["urls"] == {} and any("names no registry" in w for w in plan["warnings"])
 
 

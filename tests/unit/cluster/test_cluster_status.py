@@ -28,7 +28,7 @@ def _healthy(fake_bin, registry: str = endpoints.FEAST_REGISTRY) -> None:  # typ
     fake_bin.on(lambda a: a[0] == "kubectl" and a[3:7] == ["-n", "kindml-monitoring", "get", "deployments"], stdout=_deployments(["grafana"]))
     fake_bin.on(lambda a: "featurestore" in a, stdout=json.dumps({"status": {"phase": "Ready", "serviceHostnames": {"registry": registry}}}))
     fake_bin.on(lambda a: "prometheus" in a and "get" in a, stdout=json.dumps({"status": {"conditions": [{"type": "Available", "status": "True"}]}}))
-    fake_bin.on(lambda a: "inferenceservice" in a, rc=1, stderr='Error from server (NotFound): inferenceservices "fraud-detector" not found')
+    fake_bin.on(lambda a: "inferenceservices" in a, stdout=json.dumps({"items": []}))
 
 
 def test_ready_platform_shows_feast_registry_and_prometheus(fake_bin) -> None:  # type: ignore[no-untyped-def]
@@ -53,9 +53,9 @@ def test_registry_published_elsewhere_is_not_ready_and_says_what_pods_use(fake_b
 
 def test_predictor_with_canary_is_listed(fake_bin) -> None:  # type: ignore[no-untyped-def]
     _healthy(fake_bin)
-    isvc = {"metadata": {"annotations": {"kindml.io/champion-version": "3", "kindml.io/challenger-version": "4"}},
+    isvc = {"metadata": {"name": "ticket-intent", "annotations": {"kindml.io/champion-version": "3", "kindml.io/challenger-version": "4"}},
             "spec": {"canary": [{"trafficPercent": 10}]}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
-    fake_bin.on(lambda a: "inferenceservice" in a, stdout=json.dumps(isvc))
+    fake_bin.on(lambda a: "inferenceservices" in a, stdout=json.dumps({"items": [isvc]}))
     st = status.cluster_status(upstream.load_upstream())
     pred = next(c for c in st["components"] if c["component"] == "predictor")
-    assert pred["ready"] and pred["detail"] == "InferenceService fraud-detector Ready: champion v3, canary v4 at 10%"
+    assert pred["ready"] and pred["detail"] == "InferenceService ticket-intent Ready: champion v3, canary v4 at 10%"

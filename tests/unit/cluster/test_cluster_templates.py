@@ -16,8 +16,8 @@ from kindml.errors import UsageError
 
 pytestmark = pytest.mark.unit
 
-CHAMP = templates.ModelVersion(version="3", model_uri="models:/fraud-detector/3")
-CHALL = templates.ModelVersion(version="4", model_uri="models:/fraud-detector/4")
+CHAMP = templates.ModelVersion(version="3", model_uri="models:/ticket-intent/3")
+CHALL = templates.ModelVersion(version="4", model_uri="models:/ticket-intent/4")
 
 
 def _check(obj, crd_schemas, validate_cr):
@@ -110,8 +110,8 @@ def test_rayjob_gpu(crd_schemas, validate_cr):
 
 def test_cli_render_isvc_promote(capsys):
     with pytest.raises(SystemExit) as exc:
-        run(["render", "isvc", "--champion-version", "3", "--champion-uri", "models:/fraud-detector/3",
-             "--challenger-version", "4", "--challenger-uri", "models:/fraud-detector/4", "--action", "promote", "-o", "json"])
+        run(["render", "isvc", "--champion-version", "3", "--champion-uri", "models:/ticket-intent/3",
+             "--challenger-version", "4", "--challenger-uri", "models:/ticket-intent/4", "--name", "ticket-intent", "--action", "promote", "-o", "json"])
     out = capsys.readouterr()
     assert exc.value.code in (0, None), out.err
     isvc = json.loads(out.out)
@@ -280,11 +280,11 @@ def test_cli_render_isvc_autoscale_and_split(capsys):
     isvc = json.loads(out.out)
     assert isvc["metadata"]["name"] == "m" and isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "keda"
     with pytest.raises(SystemExit) as exc:
-        run(["render", "split", "--route", "3=80", "--route", "4=20", "-o", "json"])
+        run(["render", "split", "--route", "3=80", "--route", "4=20", "--name", "m", "-o", "json"])
     out = capsys.readouterr()
     assert exc.value.code in (0, None), out.err
     assert json.loads(out.out)["kind"] == "InferenceGraph"
     with pytest.raises(SystemExit) as exc:
-        run(["render", "split", "--route", "3=80", "--route", "4"])
+        run(["render", "split", "--route", "3=80", "--route", "4", "--name", "m"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "error:" in err and "hint:" in err and "Traceback" not in err
