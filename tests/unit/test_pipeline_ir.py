@@ -73,3 +73,19 @@ def test_every_task_gets_its_workload_and_the_config(ir) -> None:  # type: ignor
             refs.add(params["workload"]["runtimeValue"]["constant"])
             assert params["config_json"]["componentInputParameter"] == "config_json"
     assert len(refs) == 1 and next(iter(refs)).startswith("kindml.pipelines.")
+
+
+def test_every_component_folder_documents_its_interface() -> None:
+    """components/<name>/metadata.yaml and README.md exist and list exactly the component's inputs and outputs."""
+    from pathlib import Path
+
+    import kindml.components as C
+
+    root = Path(__file__).resolve().parents[2] / "components"
+    for name in C.__all__:
+        spec = getattr(C, name).component_spec
+        meta = yaml.safe_load((root / name / "metadata.yaml").read_text())
+        assert meta["name"] == name and (root / name / "README.md").is_file()
+        assert [i["name"] for i in meta["inputs"]] == list(spec.inputs or {}), name
+        assert [o["name"] for o in meta["outputs"]] == list(spec.outputs or {}), name
+        assert "workload" in (spec.inputs or {}) and "config_json" in (spec.inputs or {}), name

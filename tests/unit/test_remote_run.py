@@ -121,3 +121,21 @@ def test_unreachable_kfp_api_is_a_cluster_error(tmp_path: Path) -> None:
     with pytest.raises(ClusterError) as e:
         run_on_kfp(FRAUD_SOURCE, KindmlConfig(), Workspace(tmp_path / "ws"), "r2", host=f"http://127.0.0.1:{free_port()}")
     assert "not reachable" in e.value.message and "kindml up" in e.value.hint
+
+
+@pytest.mark.parametrize("name", ["fraud", "text"])
+def test_every_capstone_submits_to_kfp(name: str, tmp_path: Path) -> None:
+    """The kind target submits every capstone: the pipeline, its config and run id (the KFP API is faked at the client boundary)."""
+    from kindml.pipeline.remote import run_on_kfp
+    from kindml.config import KindmlConfig
+    from kindml.pipelines import CAPSTONES
+    from kindml.workspace import Workspace
+
+    c = CAPSTONES[name]
+    source = from_module(c.name, c.pipeline, c.workload)
+    client = ScriptedKfp([run("SUCCEEDED", *(task(s, "SUCCEEDED", 0, 1) for s in ("ingest", "validate")))])
+    s = run_on_kfp(source, KindmlConfig(), Workspace(tmp_path / "ws"), f"r-{name}", client=client, poll_s=0,
+                   mlflow_uri=(tmp_path / "no-mlflow").as_uri())
+    assert s["pipeline"] == name and s["workload"] == c.workload and client.submitted["fn"].name == f"kindml-{name}"
+    assert set(s["stages"]) == {"ingest", "validate", "features", "train", "evaluate", "export", "register", "deploy", "monitor"}
+    assert client.submitted["arguments"]["run_id"] == f"r-{name}" and client.submitted["experiment_name"] == f"kindml-{name}"
