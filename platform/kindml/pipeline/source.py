@@ -189,8 +189,14 @@ def tasks(func: Any) -> list[str]:
     components = spec.components
     order: list[str] = []
 
+    def rank(n: str) -> tuple[int, str]:  # ties in run order: the platform's stage order, then by name
+        from kindml.pipeline.tasks import STAGES
+
+        label = n.rsplit("-", 1)[0] if n.rsplit("-", 1)[-1].isdigit() else n
+        return (STAGES.index(label) if label in STAGES else len(STAGES), n)
+
     def walk(dag: Any) -> None:
-        names = list(dag.tasks.keys())
+        names = sorted(dag.tasks.keys(), key=rank)
         deps = {n: list(dag.tasks[n].dependent_tasks) for n in names}
         seen: set[str] = set()
 
@@ -198,7 +204,7 @@ def tasks(func: Any) -> list[str]:
             if n in seen or n not in deps:
                 return
             seen.add(n)
-            for d in deps[n]:
+            for d in sorted(deps[n], key=rank):
                 visit(d)
             task = dag.tasks[n]
             comp = components.get(task.component_ref.name)
