@@ -115,7 +115,9 @@ class EvaluateConfig(_Strict):
     metric: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,40}$",
                                description="The gate's metric (default: the workload's, e.g. roc_auc or macro_f1).")
     min_score: float = Field(0.80, ge=0.0, le=1.0, description="Floor of the gate's metric: a candidate below it is never promoted.")
-    max_regression: float = Field(0.01, ge=0.0, le=1.0, description="Allowed drop of the gate's metric vs the current champion.")
+    max_score: float | None = Field(None, gt=0.0, description="Ceiling of a lower-is-better gate metric (e.g. WAPE, log_loss): a candidate above it "
+                                    "is never promoted; default: the workload's.")
+    max_regression: float = Field(0.01, ge=0.0, le=1.0, description="Allowed worsening of the gate's metric vs the current champion.")
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Decision threshold on a binary model's score.")
 
 

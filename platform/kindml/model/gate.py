@@ -38,24 +38,36 @@ class GateDecision:
 
 
 def gate(metric: str, candidate: float, cfg: EvaluateConfig, champion: float | None = None, champion_version: str | None = None) -> GateDecision:
-    """Promote only when the candidate clears the floor and is not worse than the champion (scored on the SAME holdout)."""
-    if metric in LOWER_IS_BETTER:
-        raise ValueError(f"the gate needs a higher-is-better metric, got {metric}")
+    """Promote only when the candidate clears the bound and is not worse than the champion (scored on the SAME holdout).
+
+    Higher-is-better metrics (AUC, F1, recall@K) have a floor (``evaluate.min_score``); lower-is-better ones
+    (``LOWER_IS_BETTER``: WAPE, log loss, ...) a ceiling (``evaluate.max_score``, required for them).
+    """
     name = label(metric)
+    lower = metric in LOWER_IS_BETTER
+    if lower and cfg.max_score is None:
+        from kindml.errors import ConfigError
+
+        raise ConfigError(f"the gate metric {metric} is lower-is-better but evaluate.max_score is not set",
+                          "Set evaluate.max_score (the workload's defaults usually do), e.g. --set evaluate.max_score=0.3.")
+    bound = float(cfg.max_score) if lower else cfg.min_score
     reasons = []
     ok = True
-    if not np.isfinite(candidate) or candidate < cfg.min_score:
+    if not np.isfinite(candidate) or (candidate > bound if lower else candidate < bound):
         ok = False
-        reasons.append(f"{name} {candidate:.4f} is below the floor {cfg.min_score:.4f}")
+        reasons.append(f"{name} {candidate:.4f} is {'above the ceiling' if lower else 'below the floor'} {bound:.4f}")
     else:
-        reasons.append(f"{name} {candidate:.4f} clears the floor {cfg.min_score:.4f}")
+        reasons.append(f"{name} {candidate:.4f} clears the {'ceiling' if lower else 'floor'} {bound:.4f}")
     if champion is not None:
-        if candidate < champion - cfg.max_regression:
+        worse = candidate > champion + cfg.max_regression if lower else candidate < champion - cfg.max_regression
+        if worse:
             ok = False
-            reasons.append(f"worse than champion v{champion_version} ({candidate:.4f} < {champion:.4f} - {cfg.max_regression})")
+            op = ">" if lower else "<"
+            sign = "+" if lower else "-"
+            reasons.append(f"worse than champion v{champion_version} ({candidate:.4f} {op} {champion:.4f} {sign} {cfg.max_regression})")
         else:
             reasons.append(f"not worse than champion v{champion_version} ({champion:.4f} on the same holdout)")
     else:
         reasons.append("no champion registered yet")
     return GateDecision(promote=ok, metric=metric, reasons=reasons, candidate=float(candidate), champion=champion,
-                        champion_version=champion_version, floor=cfg.min_score, max_regression=cfg.max_regression)
+                        champion_version=champion_version, floor=bound, max_regression=cfg.max_regression)

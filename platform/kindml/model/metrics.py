@@ -17,10 +17,14 @@ import numpy as np
 METRIC_SETS: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece"),
     "multiclass": ("macro_f1", "accuracy", "weighted_f1", "log_loss", "ece"),
+    # tasks whose workloads compute their metrics themselves (Workload.evaluate): lists and series, not rows
+    "ranking": ("recall_at_10", "ndcg_at_10", "precision_at_10", "coverage"),
+    "regression": ("wape", "smape", "mase", "mae", "rmse"),
 }
 """Scalar metrics of each task, headline first. Lower is better for ``brier``, ``ece`` and ``log_loss``."""
-LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss"})
-SUMMARY_EXTRA: dict[str, tuple[str, ...]] = {"binary": ("rows", "positives"), "multiclass": ("rows", "classes")}
+LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss", "wape", "smape", "mase", "mae", "rmse"})
+SUMMARY_EXTRA: dict[str, tuple[str, ...]] = {"binary": ("rows", "positives"), "multiclass": ("rows", "classes"), "ranking": ("users", "k"),
+                                             "regression": ("series", "horizon")}
 
 
 def compute(task: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5, class_names: Sequence[str] | None = None) -> dict[str, Any]:

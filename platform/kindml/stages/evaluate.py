@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kindml import registry
@@ -22,15 +21,24 @@ from kindml.workload.contract import Workload
 log = logging.getLogger(__name__)
 
 
-def score_bundle(wl: Workload, folder: Path, holdout: pd.DataFrame) -> np.ndarray:
-    """Probabilities of an exported model (a registered version's files) on ``holdout``, through its own preprocessing."""
+def bundle_predictor(wl: Workload, folder: Path) -> tuple[Any, Any]:
+    """(kit, predict) of an exported model (a registered version's files): ``predict(frame)`` through its own preprocessing."""
     from kindml.model.export import onnx_session, run_onnx
 
     kit = wl.model_kit().load(folder)
     onnx_path = next(iter(sorted(folder.rglob("model.onnx"))), None)
     if onnx_path is None:
         raise FileNotFoundError(f"model.onnx not found under {folder}")
-    return kit.probabilities(run_onnx(onnx_session(onnx_path), kit.feeds(frame_columns(holdout))))
+    session = onnx_session(onnx_path)
+    return kit, lambda frame: kit.probabilities(run_onnx(session, kit.feeds(frame_columns(frame))))
+
+
+def score(wl: Workload, kit: Any, predict: Any, holdout: pd.DataFrame) -> dict[str, Any]:
+    """The holdout metrics of one model: the workload's own evaluation, or the task's per-row metric set."""
+    custom = wl.evaluate(kit, predict, holdout)
+    if custom is not None:
+        return {"task": wl.task, **custom}
+    return compute(wl.task, kit.labels(holdout), predict(holdout), wl.cfg.evaluate.threshold, kit.class_names)
 
 
 def champion_score(wl: Workload, env: RuntimeEnv, holdout: pd.DataFrame, metric: str) -> tuple[float | None, str | None]:
@@ -41,8 +49,7 @@ def champion_score(wl: Workload, env: RuntimeEnv, holdout: pd.DataFrame, metric:
     try:
         with tempfile.TemporaryDirectory(dir=Path(env.workspace) / "tmp") as tmp:
             folder = registry.download(env.mlflow_tracking_uri, ref, Path(tmp))
-            p = score_bundle(wl, folder, holdout)
-            m = compute(wl.task, wl.model_kit().load(folder).labels(holdout), p, cfg.evaluate.threshold)
+            m = score(wl, *bundle_predictor(wl, folder), holdout)
     except Exception as exc:  # a champion we cannot score must not block a healthy candidate silently
         log.warning("could not score champion v%s on the holdout: %s", ref.version, exc)
         return None, ref.version
@@ -60,7 +67,7 @@ def markdown(wl: Workload, metrics: dict[str, Any], decision: Any, baselines: di
             f"- recall in the top 1% of scores: {m['recall_at_1pct_alerts']:.3f}",
             f"- calibration: Brier {m['brier']:.4f}, ECE {m['ece']:.4f}",
         ]
-    else:
+    elif wl.task == "multiclass":
         md += [
             f"- rows: {m['rows']} over {len(m['classes'])} classes",
             f"- macro-F1: **{m['macro_f1']:.4f}**, accuracy {m['accuracy']:.4f}, weighted F1 {m['weighted_f1']:.4f}",
@@ -70,6 +77,9 @@ def markdown(wl: Workload, metrics: dict[str, Any], decision: Any, baselines: di
             "|---|---:|---:|---:|---:|",
             *[f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in m["per_class"]],
         ]
+    else:
+        md += [f"- {label(k)}: {'**' if k == wl.gate_metric else ''}{v:.4f}{'**' if k == wl.gate_metric else ''}"
+               for k, v in m.items() if isinstance(v, float)]
     if baselines:
         md += ["", "Baselines on the same holdout:", ""]
         for name, b in baselines.items():
@@ -85,9 +95,8 @@ def run(wl: Workload, env: RuntimeEnv, model_dir: Path, holdout_dir: Path, out_d
     holdout = pd.read_parquet(holdout_dir / "holdout.parquet")
     kit = wl.model_kit().load(model_dir)
     model = kit.recipe.load(model_dir / "model.pt")
-    y = kit.labels(holdout)
-    p = kit.predict(model, holdout)
-    metrics = compute(wl.task, y, p, cfg.evaluate.threshold, kit.class_names)
+    metrics = score(wl, kit, lambda frame: kit.predict(model, frame), holdout)
+    per_row = "roc_auc" in metrics and wl.task == "binary"
     if wl.task == "binary":
         metrics["positive_label"] = wl.positive_label
     if metric not in metrics:
@@ -103,8 +112,8 @@ def run(wl: Workload, env: RuntimeEnv, model_dir: Path, holdout_dir: Path, out_d
     decision = gate(metric, float(metrics[metric]), cfg.evaluate, champ, champ_version)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    if wl.task == "binary":
-        (out_dir / "curves.json").write_text(json.dumps(curves(y, p)), encoding="utf-8")
+    if per_row:
+        (out_dir / "curves.json").write_text(json.dumps(curves(kit.labels(holdout), kit.predict(model, holdout))), encoding="utf-8")
     (out_dir / "gate.json").write_text(json.dumps(decision.to_dict(), indent=2), encoding="utf-8")
     (out_dir / "evaluation.md").write_text(markdown(wl, metrics, decision, baselines), encoding="utf-8")
     train_report = json.loads((model_dir / "train_report.json").read_text(encoding="utf-8"))

@@ -49,8 +49,9 @@ if TYPE_CHECKING:
     from kindml.config import KindmlConfig
     from kindml.model.kit import ModelKit
 
-Task = Literal["binary", "multiclass"]
-TASKS: tuple[str, ...] = ("binary", "multiclass")
+Task = Literal["binary", "multiclass", "ranking", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "ranking", "regression")
+"""``ranking`` and ``regression`` workloads compute their holdout metrics themselves (:meth:`Workload.evaluate`)."""
 
 
 class NoOptions(BaseModel):
@@ -229,6 +230,14 @@ class Workload(ABC):
     def reference_rows(self, frame: pd.DataFrame, window: Window) -> pd.DataFrame:
         """Train + validation rows that represent live traffic (the drift reference). Default: all of them."""
         return frame
+
+    def evaluate(self, kit: ModelKit, predict: Any, holdout: pd.DataFrame) -> dict[str, Any] | None:
+        """Optional: the holdout metrics computed by the workload (a ranking or forecasting task scores whole
+        lists or series, not rows). ``predict(frame) -> scores`` scores rows shaped like the training set (the
+        candidate's torch model, or a registered champion's ONNX model: the same call for both, so the gate
+        compares them on the same holdout). Return ``{<metric>: value, ...}`` including the gate metric, or
+        None (the default) for the task's per-row metric set (:mod:`kindml.model.metrics`)."""
+        return None
 
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame, kit: ModelKit) -> dict[str, dict[str, Any]]:
         """Optional simpler models fitted on the training split and scored on the same holdout (evaluation
