@@ -34,6 +34,8 @@ class ModelCase:
     score: Callable[[np.ndarray, np.ndarray], dict[str, float]]  # (outputs, reference) -> quality
     meta: dict[str, Any] = field(default_factory=dict)
     reference: np.ndarray | None = None  # FP32 eval outputs (set by compute_reference)
+    transformer: dict[str, Any] | None = None  # num_heads, hidden_size, mask_inputs: enables the fused family
+    output_names: tuple[str, ...] = ("output",)
 
     @property
     def n_eval(self) -> int:
@@ -124,6 +126,8 @@ def minilm_case(work_dir: Path, n_sentences: int) -> ModelCase:
         calibration=built["calibration"],
         score=lambda out, ref: q.minilm_quality(out, ref),
         meta=built["meta"] | {"quality_metric": "cosine similarity to FP32 embeddings, nearest-neighbour agreement", "eval_rows": n_sentences},
+        transformer=built["transformer"],
+        output_names=(minilm.OUTPUT_NAME,),
     )
 
 
