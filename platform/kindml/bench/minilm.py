@@ -30,7 +30,8 @@ from kindml.errors import BenchmarkError
 SEQ_LEN = 128
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAME = "sentence_embedding"
-CALIBRATION_SENTENCES = 64
+CALIBRATION_SENTENCES = 64  # the transformer static recipe calibrates on all of them
+GENERIC_CALIBRATION_SENTENCES = 32  # the generic static recipes (every op, MinMax) on the first 32, as before
 
 _TOPICS: dict[str, dict[str, list[str]]] = {
     "payments": {

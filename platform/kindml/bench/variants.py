@@ -193,7 +193,7 @@ class VariantFiles:
         quantize_static(
             str(src),
             str(out),
-            calibration_reader(self.case.calibration_chunks()),
+            calibration_reader(self.case.calibration_chunks(limit=self.case.generic_calibration_rows)),
             quant_format=QuantFormat.QDQ if recipe["format"] == "QDQ" else QuantFormat.QOperator,
             per_channel=True,
             activation_type=getattr(QuantType, recipe["activation_type"]),
