@@ -416,6 +416,7 @@ def test_cli_input_errors(cli_env: dict[str, str]) -> None:
         (["bench", "--models", "resnet"], "unknown model"),
         (["bench", "--suite", "huge"], "unknown suite"),
         (["bench", "--device", "tpu"], "unknown device"),
+        (["bench", "--threads", "1,x"], "--threads"),
     ):
         res = _kindml(args, cli_env)
         assert res.returncode == 2, res.stderr
