@@ -47,10 +47,10 @@ def _text(doc: dict[str, Any]) -> str:
         *headline(doc),
     ]
     for g in doc.get("goals", []):
-        if g["measured"] is not None:
+        if g["measured"] is not None or g["met"] is False:
             met = "met" if g["met"] else "NOT met"
             at = ("" if g["batch"] is None else f" (batch {g['batch']})") + (f" [{g['threads']} thread(s)]" if g.get("threads") else "")
-            lines.append(f"goal: {g['goal']}{at}: {g['measured']} (target {g['target']}): {met}")
+            lines.append(f"goal: {g['goal']}{at}: {g['measured'] if g['measured'] is not None else g['detail']} (target {g['target']}): {met}")
     if doc.get("noisy"):
         lines.append(f"warning: {doc['noisy_records']} of {len(doc['results'])} measurements are noisy (CV > {doc['settings']['cv_threshold']}); load average {m.get('load_average_start')} -> {m.get('load_average_end')}")
     skipped = doc.get("skipped", [])
