@@ -27,9 +27,11 @@ def test_quick_suite(tmp_path: Path) -> None:
         recs = [r for r in doc["results"] if r["model"] == model]
         measured = {r["variant"] for r in recs}
         failed = [s for s in doc["skipped"] if s["model"] == model and s["kind"] == "failed"]
-        assert measured | {s["variant"] for s in failed} == set(settings.variants), model
+        assert measured | {s["variant"] for s in failed} == set(settings.variants_for(model)), model
         assert {r["batch"] for r in recs} == set(settings.batches_for(model))
         for r in recs:
             assert all(v is None or math.isfinite(v) or math.isnan(v) for v in r["quality"].values())
     assert {g["goal"] for g in doc["goals"]}
+    fused = doc["models"]["minilm_l6"]["recipes"]["fused_fp32"]
+    assert fused["fully_fused"] and fused["fused"]["Attention"] == 6
     print(f"quick suite: {doc['wall_seconds']} s, noisy {doc['noisy_records']}/{len(doc['results'])}")

@@ -386,6 +386,8 @@ def test_every_variant_name_of_the_issue_is_known() -> None:
     assert set(VARIANTS) == {
         "torch_eager", "ort_fp32_basic", "ort_fp32_extended", "ort_fp32_all", "ort_int8_dynamic",
         "ort_int8_static_qdq", "ort_int8_static_qop", "ort_fp16", "trt_fp16", "trt_int8",
+        "ort_ts_fp32", "ort_ts_int8_dynamic", "ort_ts_int8_static_qdq",
+        "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq",
     }  # fmt: skip
     assert all(s.repeats >= 5 for s in SUITE_SETTINGS.values())
     assert SUITE_SETTINGS["full"].batches == (1, 8, 32, 128)
@@ -414,6 +416,7 @@ def test_cli_input_errors(cli_env: dict[str, str]) -> None:
         (["bench", "--models", "resnet"], "unknown model"),
         (["bench", "--suite", "huge"], "unknown suite"),
         (["bench", "--device", "tpu"], "unknown device"),
+        (["bench", "--threads", "1,x"], "--threads"),
     ):
         res = _kindml(args, cli_env)
         assert res.returncode == 2, res.stderr

@@ -2,8 +2,9 @@
 
 Three models (the capstone's fraud MLP, a small CNN on scikit-learn's digits,
 all-MiniLM-L6-v2) are measured as PyTorch eager, ORT FP32 at three graph
-optimisation levels, ORT INT8 (dynamic, static QDQ, static QOperator), FP16 and
-TensorRT, each with a correctness measure against the FP32 reference. All
+optimisation levels, ORT INT8 (dynamic, static QDQ, static QOperator), FP16,
+TensorRT and, for MiniLM, the fused transformer family (``ort_ts_*``,
+``ort_fused_*``), each with a correctness measure against the FP32 reference. All
 variants of one model are measured in the same process, interleaved, so ratios
 are fair.
 
@@ -16,7 +17,10 @@ Modules: :mod:`~kindml.bench.machine` (CPU, ISA flags, ORT build),
 :mod:`~kindml.bench.quality` (correctness metrics), :mod:`~kindml.bench.schema`
 (the result schema), :mod:`~kindml.bench.report` (JSON, markdown, plots),
 :mod:`~kindml.bench.suite` (orchestration) and :mod:`~kindml.bench.quantize`
-(the capstone's optional quantize step).
+(the capstone's optional quantize step) and
+:mod:`~kindml.bench.transformer` (TorchScript export for ORT's transformer
+optimizer, fusion, transformer-safe INT8 recipes, the generic variant chooser
+``choose_onnx_variant``).
 
 Importing this package does no work.
 """

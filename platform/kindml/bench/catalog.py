@@ -15,7 +15,24 @@ TRT_EP = "TensorrtExecutionProvider"
 TORCH_CPU = "torch-cpu"
 TORCH_CUDA = "torch-cuda"
 
-Weights = Literal["fp32", "int8_dynamic", "int8_qdq", "int8_qop", "int8_qdq_symmetric", "fp16"]
+Weights = Literal[
+    "fp32",
+    "int8_dynamic",
+    "int8_qdq",
+    "int8_qop",
+    "int8_qdq_symmetric",
+    "fp16",
+    # the transformer family (kindml.bench.transformer): TorchScript export, ORT's transformer optimizer
+    "ts_fp32",
+    "ts_int8_dynamic",
+    "ts_int8_qdq",
+    "fused_fp32",
+    "fused_int8_dynamic",
+    "fused_int8_qdq",
+]
+
+# Models the transformer family applies to (an encoder with attention heads and a mask input).
+TRANSFORMER_MODELS: tuple[str, ...] = ("minilm_l6",)
 
 
 @dataclass(frozen=True)
@@ -39,10 +56,25 @@ VARIANTS: dict[str, Variant] = {
         Variant("ort_int8_static_qdq", "ort", "int8_qdq", "int8", "all", "ORT INT8 static, QDQ format, per-channel S8S8, MinMax calibration on real samples"),
         Variant("ort_int8_static_qop", "ort", "int8_qop", "int8", "all", "ORT INT8 static, QOperator format (U8S8, per-channel): a reference only"),
         Variant("ort_fp16", "ort", "fp16", "fp16", "all", "ORT FP16 weights and compute (I/O kept FP32); a GPU variant"),
+        Variant("ort_ts_fp32", "ort", "ts_fp32", "fp32", "all", "ORT FP32 on the TorchScript export (dynamo=False), ORT's own runtime fusions only"),
+        Variant("ort_ts_int8_dynamic", "ort", "ts_int8_dynamic", "int8", "all", "ORT INT8 dynamic on the TorchScript export"),
+        Variant("ort_ts_int8_static_qdq", "ort", "ts_int8_qdq", "int8", "all", "ORT INT8 static QDQ, transformer recipe, on the unfused TorchScript export"),
+        Variant("ort_fused_fp32", "ort", "fused_fp32", "fp32", "all", "ORT FP32 after ORT's transformer optimizer (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm)"),
+        Variant("ort_fused_int8_dynamic", "ort", "fused_int8_dynamic", "int8", "all", "ORT INT8 dynamic on the fused graph (QAttention, DynamicQuantizeMatMul)"),
+        Variant("ort_fused_int8_static_qdq", "ort", "fused_int8_qdq", "int8", "all", "ORT INT8 static QDQ on the fused graph: MatMul inputs only, mask path excluded, U8S8 per-channel, MinMax"),
         Variant("trt_fp16", "trt", "fp32", "fp16", None, "TensorRT EP with FP16 enabled, engine cache on"),
         Variant("trt_int8", "trt", "int8_qdq_symmetric", "int8", None, "TensorRT EP, explicit INT8 from a symmetric QDQ model, engine cache on"),
     )
 }
+
+def is_transformer_variant(name: str) -> bool:
+    return VARIANTS[name].weights.startswith(("ts_", "fused_"))
+
+
+def variant_applies(name: str, model: str) -> bool:
+    """The transformer family runs only on the transformer models; every other variant on all."""
+    return model in TRANSFORMER_MODELS or not is_transformer_variant(name)
+
 
 # Intra-op threads when --threads is not given. One thread by default: the
 # ratios are then per-core kernel efficiency, free of thread-pool scheduling
@@ -68,7 +100,12 @@ class SuiteSettings:
     variants: tuple[str, ...]  # CPU variants; GPU ones are chosen by providers.plan
     minilm_sentences: int  # size of the generated sentence set (correctness)
     minilm_batches: tuple[int, ...] | None = None  # MiniLM is ~1000x heavier than the others
+    minilm_skip: tuple[str, ...] = ()  # variants left out for MiniLM (time)
     profile: bool = True  # an ORT op-type profile of FP32 vs INT8 per model (explains the ratios)
+
+    def variants_for(self, model: str) -> tuple[str, ...]:
+        skip = self.minilm_skip if model == "minilm_l6" else ()
+        return tuple(v for v in self.variants if v not in skip and variant_applies(v, model))
 
     def batches_for(self, model: str) -> tuple[int, ...]:
         if model == "minilm_l6" and self.minilm_batches is not None:
@@ -77,6 +114,7 @@ class SuiteSettings:
 
 
 _CPU_CORE = ("torch_eager", "ort_fp32_basic", "ort_fp32_extended", "ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq")
+_TRANSFORMER = ("ort_ts_fp32", "ort_ts_int8_dynamic", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq")
 
 SUITE_SETTINGS: dict[str, SuiteSettings] = {
     "quick": SuiteSettings(
@@ -87,9 +125,10 @@ SUITE_SETTINGS: dict[str, SuiteSettings] = {
         min_block_ms=50.0,
         max_calls_per_block=2_000,
         cv_threshold=0.10,
-        variants=_CPU_CORE,
+        variants=(*_CPU_CORE, *_TRANSFORMER),
         minilm_sentences=96,
         minilm_batches=(1, 32),
+        minilm_skip=("ort_fp32_basic", "ort_fp32_extended", "ort_int8_static_qdq"),  # time; all three are in the full suite
     ),
     "full": SuiteSettings(
         name="full",
@@ -99,7 +138,10 @@ SUITE_SETTINGS: dict[str, SuiteSettings] = {
         min_block_ms=200.0,
         max_calls_per_block=20_000,
         cv_threshold=0.10,
-        variants=(*_CPU_CORE, "ort_int8_static_qop", "ort_fp16"),
+        variants=(*_CPU_CORE, "ort_int8_static_qop", "ort_fp16", *_TRANSFORMER, "ort_ts_int8_static_qdq"),
         minilm_sentences=256,
+        # batch 128 left out for MiniLM: with 14 variants at two thread counts it would double the run
+        # (~6 s per FP32 call); its ratios were within a few % of batch 32 in the 2026-11-23 run.
+        minilm_batches=(1, 8, 32),
     ),
 }

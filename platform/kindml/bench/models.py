@@ -34,6 +34,9 @@ class ModelCase:
     score: Callable[[np.ndarray, np.ndarray], dict[str, float]]  # (outputs, reference) -> quality
     meta: dict[str, Any] = field(default_factory=dict)
     reference: np.ndarray | None = None  # FP32 eval outputs (set by compute_reference)
+    transformer: dict[str, Any] | None = None  # num_heads, hidden_size, mask_inputs: enables the fused family
+    output_names: tuple[str, ...] = ("output",)
+    generic_calibration_rows: int | None = None  # the generic static recipes calibrate on the first rows only (time)
 
     @property
     def n_eval(self) -> int:
@@ -46,8 +49,9 @@ class ModelCase:
     def eval_chunks(self, chunk: int = EVAL_CHUNK) -> list[dict[str, np.ndarray]]:
         return [{k: np.ascontiguousarray(v[i : i + chunk]) for k, v in self.eval_inputs.items()} for i in range(0, self.n_eval, chunk)]
 
-    def calibration_chunks(self, chunk: int = EVAL_CHUNK) -> list[dict[str, np.ndarray]]:
+    def calibration_chunks(self, chunk: int = EVAL_CHUNK, limit: int | None = None) -> list[dict[str, np.ndarray]]:
         n = int(next(iter(self.calibration.values())).shape[0])
+        n = min(n, limit) if limit else n
         return [{k: np.ascontiguousarray(v[i : i + chunk]) for k, v in self.calibration.items()} for i in range(0, n, chunk)]
 
     def torch_args(self, feeds: dict[str, np.ndarray], device: str = "cpu") -> tuple[Any, ...]:
@@ -127,6 +131,9 @@ def minilm_case(work_dir: Path, n_sentences: int) -> ModelCase:
         calibration=built["calibration"],
         score=lambda out, ref: q.minilm_quality(out, ref),
         meta=built["meta"] | {"quality_metric": "cosine similarity to FP32 embeddings, nearest-neighbour agreement", "eval_rows": n_sentences},
+        transformer=built["transformer"],
+        generic_calibration_rows=minilm.GENERIC_CALIBRATION_SENTENCES,
+        output_names=(minilm.OUTPUT_NAME,),
     )
 
 

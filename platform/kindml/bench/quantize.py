@@ -1,5 +1,9 @@
 """The capstone's optional quantize step: pick the fastest fraud-model variant within an AUC budget.
 
+(For a model with several inputs or a transformer, see the generic
+:func:`kindml.bench.transformer.choose_onnx_variant`; it writes the same
+``quantization.json`` shape, so :func:`registry_tags` serves both.)
+
 :func:`choose_variant` builds the INT8 dynamic and INT8 static QDQ variants of
 an exported FP32 ONNX model (same recipes as ``kindml bench``), checks each
 one's ROC AUC on held-out rows against the FP32 model, times FP32 and both
@@ -175,6 +179,10 @@ def registry_tags(result: dict[str, Any]) -> dict[str, str]:
     }
     if chosen.get("speedup_geo_mean") is not None:
         tags["kindml.quantization.speedup"] = str(chosen["speedup_geo_mean"])
-    if chosen.get("quality"):
-        tags["kindml.quantization.roc_auc_delta"] = str(chosen["quality"].get("roc_auc_delta"))
+    quality = chosen.get("quality") or {}
+    if "roc_auc_delta" in quality:
+        tags["kindml.quantization.roc_auc_delta"] = str(quality["roc_auc_delta"])
+    if chosen.get("quality_loss") is not None:  # the generic chooser (kindml.bench.transformer.choose_onnx_variant)
+        tags["kindml.quantization.metric"] = str(result.get("metric", "quality_loss"))
+        tags["kindml.quantization.quality_loss"] = str(chosen["quality_loss"])
     return tags

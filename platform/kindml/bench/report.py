@@ -18,6 +18,17 @@ from kindml.bench.quality import ACCEPTABLE, PRIMARY_METRIC, acceptable
 GOAL_BATCH = 32
 
 
+def thread_counts(doc: dict[str, Any]) -> list[int]:
+    s = doc.get("settings", {})
+    return list(s.get("thread_counts") or [s.get("threads", doc.get("machine", {}).get("threads", 1))])
+
+
+def _at_threads(doc: dict[str, Any], threads: int) -> dict[str, Any]:
+    """A view of ``doc`` with only the records measured at ``threads`` (records without the field: the first count)."""
+    first = thread_counts(doc)[0]
+    return doc | {"results": [r for r in doc.get("results", []) if r.get("threads", first) == threads]}
+
+
 def _find(doc: dict[str, Any], model: str, variant: str, batch: int, provider: str | None = None) -> dict[str, Any] | None:
     for r in doc.get("results", []):
         if r["model"] == model and r["variant"] == variant and r["batch"] == batch and (provider is None or r["provider"] == provider):
@@ -29,12 +40,29 @@ def _goal(goal: str, model: str, batch: int | None, measured: Any, target: str, 
     return {"goal": goal, "model": model, "batch": batch, "measured": measured, "target": target, "met": met, "detail": detail}
 
 
+MIN_NN_AGREEMENT = 0.95
+
+
+def _minilm_ok(r: dict[str, Any]) -> bool:
+    """Within the issue's bar for the INT8 goal: cosine >= 0.99 and nearest-neighbour agreement >= 0.95."""
+    q = r.get("quality", {})
+    return bool(acceptable("minilm_l6", q)) and (q.get("nn_agreement") or 0.0) >= MIN_NN_AGREEMENT
+
+
 def _applicable(r: dict[str, Any]) -> bool:
     return not (r["variant"] == "ort_fp16" and r["provider"] == CPU_EP)
 
 
 def evaluate_goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals, measured on this result (``met`` is None when not measured)."""
+    """The issue's goals, measured on this result, per thread count (``met`` is None when not measured)."""
+    goals: list[dict[str, Any]] = []
+    for i, threads in enumerate(thread_counts(doc)):
+        for g in _goals_at(_at_threads(doc, threads), quality_goals=i == 0):
+            goals.append(g | {"threads": threads})
+    return goals
+
+
+def _goals_at(doc: dict[str, Any], quality_goals: bool = True) -> list[dict[str, Any]]:
     goals: list[dict[str, Any]] = []
     device_ep = CPU_EP if doc.get("device", "cpu") == "cpu" else "CUDAExecutionProvider"
     b = GOAL_BATCH
@@ -46,6 +74,25 @@ def evaluate_goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         goals.append(_goal("MiniLM INT8 dynamic cosine similarity to FP32", "minilm_l6", b, cos, ">= 0.99", None if cos is None else cos >= 0.99, f"nn_agreement {dyn['quality'].get('nn_agreement')}"))
     else:
         goals.append(_goal("MiniLM INT8 dynamic vs ORT FP32 throughput", "minilm_l6", b, None, ">= 2.5x", None, "not measured in this run"))
+    int8 = [
+        r for r in doc.get("results", [])
+        if r["model"] == "minilm_l6" and r["batch"] == b and r["provider"] == CPU_EP and r.get("precision") == "int8" and r["speedup_vs_fp32"]
+    ]  # fmt: skip
+    good = [r for r in int8 if _minilm_ok(r)]
+    if good:
+        best = max(good, key=lambda r: r["speedup_vs_fp32"])
+        sp = best["speedup_vs_fp32"]
+        q = best["quality"]
+        goals.append(_goal("MiniLM best INT8 (cosine >= 0.99, NN agreement >= 0.95) vs ORT FP32 (unfused)", "minilm_l6", b, sp, ">= 2.5x", sp >= 2.5, f"best: {best['variant']} (cosine {q.get('cosine_to_fp32')}, NN agreement {q.get('nn_agreement')})"))
+    elif int8:
+        fastest = max(int8, key=lambda r: r["speedup_vs_fp32"])
+        goals.append(_goal("MiniLM best INT8 (cosine >= 0.99, NN agreement >= 0.95) vs ORT FP32 (unfused)", "minilm_l6", b, None, ">= 2.5x", False, f"no INT8 variant meets the quality bar (fastest: {fastest['variant']} {fastest['speedup_vs_fp32']}x, cosine {fastest['quality'].get('cosine_to_fp32')}, NN agreement {fastest['quality'].get('nn_agreement')})"))
+    statics = [r for r in doc.get("results", []) if r["model"] == "minilm_l6" and r["variant"] in ("ort_int8_static_qdq", "ort_ts_int8_static_qdq", "ort_fused_int8_static_qdq") and r["provider"] == CPU_EP]
+    if statics and quality_goals:
+        best = max(statics, key=lambda r: (r["quality"].get("cosine_to_fp32") or 0.0, r["speedup_vs_fp32"] or 0.0))
+        cos = best["quality"].get("cosine_to_fp32")
+        others = sorted({f"{r['variant']} {r['quality'].get('cosine_to_fp32')}" for r in statics if r["variant"] != best["variant"]})
+        goals.append(_goal("MiniLM static INT8 QDQ cosine similarity to FP32 (best static recipe)", "minilm_l6", None, cos, ">= 0.99", None if cos is None else cos >= 0.99, f"best: {best['variant']}; others: {', '.join(others) or 'none'}"))
     ort_recs = [
         r for r in doc.get("results", [])
         if r["model"] == "minilm_l6" and r["batch"] == b and r["variant"] != "torch_eager" and _applicable(r) and r["provider"] == device_ep
@@ -126,7 +173,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"# kindml bench: {doc['suite']} suite on {m['cpu_model']} ({doc['created'][:10]})",
         "",
         f"- CPU: {m['cpu_model']}; ISA: {isa}; flags: {' '.join(m['cpu_flags'])}",
-        f"- threads: {m['threads']} intra-op (inter-op 1) of {m['logical_cpus']} logical CPUs; device: {doc['device']}",
+        f"- threads: {', '.join(str(t) for t in thread_counts(doc))} intra-op (inter-op 1; ORT and PyTorch alike) of {m['logical_cpus']} logical CPUs; device: {doc['device']}",
         f"- onnxruntime {m['onnxruntime_version']} (providers: {', '.join(m['providers'])}); torch {m.get('torch_version')}",
         f"- settings: batches {doc['settings']['batches_by_model']}, {doc['settings']['repeats']} repeats (interleaved), warm-up {doc['settings']['warmup']}, blocks >= {doc['settings']['min_block_ms']} ms",
         f"- load average at start / end: {m.get('load_average_start')} / {m.get('load_average_end')}; noisy measurements (CV > {doc['settings']['cv_threshold']}): {doc.get('noisy_records', 0)} of {len(doc['results'])}",
@@ -136,10 +183,10 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     if doc.get("goals"):
-        lines += ["## Goals", "", "| goal | batch | measured | target | met | detail |", "|---|---|---|---|---|---|"]
+        lines += ["## Goals", "", "| goal | threads | batch | measured | target | met | detail |", "|---|---|---|---|---|---|---|"]
         for g in doc["goals"]:
             met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
-            lines.append(f"| {g['goal']} | {_fmt(g['batch'])} | {_fmt(g['measured'], 3)} | {g['target']} | {met} | {g['detail']} |")
+            lines.append(f"| {g['goal']} | {_fmt(g.get('threads'))} | {_fmt(g['batch'])} | {_fmt(g['measured'], 3)} | {g['target']} | {met} | {g['detail']} |")
         lines.append("")
     for model, meta in doc.get("models", {}).items():
         recs = [r for r in doc["results"] if r["model"] == model]
@@ -148,31 +195,42 @@ def markdown(doc: dict[str, Any]) -> str:
         if not recs:
             lines += ["No measurements.", ""]
             continue
-        batches = sorted({r["batch"] for r in recs})
+        first = thread_counts(doc)[0]
+        cols = sorted({(r.get("threads", first), r["batch"]) for r in recs})
+        multi = len({t for t, _ in cols}) > 1
         labels = list(dict.fromkeys(_label(r) for r in recs))
-        lines += ["Speed-up vs ORT FP32 (all) by batch:", ""]
+        lines += ["Speed-up vs ORT FP32 (all) by " + ("threads and batch" if multi else "batch") + ":", ""]
         key, floor = ACCEPTABLE[model]
-        lines.append("| variant | " + " | ".join(f"b={b}" for b in batches) + f" | {metric} | delta | quality ok ({key} >= {floor}) | size |")
-        lines.append("|---" * (len(batches) + 5) + "|")
+        head = [f"{t}t b={b}" if multi else f"b={b}" for t, b in cols]
+        extra = " NN agreement |" if model == "minilm_l6" else ""
+        lines.append("| variant | " + " | ".join(head) + f" | {metric} | delta |{extra} quality ok ({key} >= {floor}) | size |")
+        lines.append("|---" * (len(cols) + 5 + (1 if extra else 0)) + "|")
         for lab in labels:
-            rs = {r["batch"]: r for r in recs if _label(r) == lab}
+            rs = {(r.get("threads", first), r["batch"]): r for r in recs if _label(r) == lab}
             any_r = next(iter(rs.values()))
-            cells = [(_fmt(rs[b]["speedup_vs_fp32"]) + "x" + ("*" if rs[b].get("noisy") else "")) if b in rs and rs[b]["speedup_vs_fp32"] is not None else "–" for b in batches]
+            cells = [(_fmt(rs[c]["speedup_vs_fp32"]) + "x" + ("*" if rs[c].get("noisy") else "")) if c in rs and rs[c]["speedup_vs_fp32"] is not None else "–" for c in cols]
             note = " (n/a on CPU)" if not _applicable(any_r) else ""
-            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_delta(any_r.get('quality_delta'))} | {_ok(acceptable(model, any_r['quality']))} | {_size(any_r['size_bytes'])} |")
+            nn = f" {_fmt(any_r['quality'].get('nn_agreement'), 3)} |" if extra else ""
+            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_delta(any_r.get('quality_delta'))} |{nn} {_ok(acceptable(model, any_r['quality']))} | {_size(any_r['size_bytes'])} |")
         lines += ["", "`*` noisy (CV above threshold).", ""]
+        recipes = meta.get("recipes") or {}
+        fused = recipes.get("fused_fp32", {})
+        if fused.get("fused") is not None:
+            lines += [f"ORT transformer optimizer on the TorchScript export: fused {', '.join(f'{v} {k}' for k, v in fused['fused'].items()) or 'nothing'} (fully fused: {'yes' if fused.get('fully_fused') else 'no'}).", ""]
         lines += _profile_lines(meta.get("profile") or {})
-        scales = (meta.get("recipes") or {}).get("int8_qdq", {}).get("largest_activation_scales") or []
-        if scales and scales[0]["scale"] >= 1e3:
-            top = scales[0]
-            lines += [f"Static QDQ: largest activation scale {top['scale']:.3g} on `{top['tensor']}` (a tensor whose range needs a scale this large keeps no resolution in 8 bits).", ""]
+        for weights in ("int8_qdq", "ts_int8_qdq", "fused_int8_qdq"):
+            scales = recipes.get(weights, {}).get("largest_activation_scales") or []
+            if scales:
+                top = scales[0]
+                verdict = "a tensor whose range needs a scale this large keeps no resolution in 8 bits" if top["scale"] >= 1e3 else "no mask-sized range"
+                lines += [f"Static QDQ `{weights}`: largest activation scale {top['scale']:.3g} on `{top['tensor']}` ({verdict}).", ""]
         lines += ["<details><summary>all figures</summary>", ""]
-        lines.append("| variant | batch | throughput/s | p50 ms | p99 ms | CV | vs FP32 | vs torch | quality |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        for r in sorted(recs, key=lambda r: (labels.index(_label(r)), r["batch"])):
+        lines.append("| variant | threads | batch | throughput/s | p50 ms | p99 ms | CV | vs FP32 | vs torch | quality |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(recs, key=lambda r: (labels.index(_label(r)), r.get("threads", first), r["batch"])):
             qual = ", ".join(f"{k}={_delta(v) if k.endswith('_delta') else _fmt(v, 4)}" for k, v in r["quality"].items())
             lines.append(
-                f"| {_label(r)} | {r['batch']} | {_fmt(r['throughput_per_s'], 1)} | {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} | {_fmt(r['cv'], 3)} | {_fmt(r['speedup_vs_fp32'])} | {_fmt(r['speedup_vs_torch'])} | {qual} |"
+                f"| {_label(r)} | {r.get('threads', first)} | {r['batch']} | {_fmt(r['throughput_per_s'], 1)} | {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} | {_fmt(r['cv'], 3)} | {_fmt(r['speedup_vs_fp32'])} | {_fmt(r['speedup_vs_torch'])} | {qual} |"
             )
         lines += ["", "</details>", ""]
     if doc.get("skipped"):
@@ -184,7 +242,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def _profile_lines(prof: dict[str, Any]) -> list[str]:
-    cols = [v for v in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq") if isinstance(prof.get(v), dict) and "ops" in prof[v]]
+    cols = [v for v in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq") if isinstance(prof.get(v), dict) and "ops" in prof[v]]
     if not cols:
         return []
     order: list[str] = []
@@ -210,18 +268,22 @@ def plot_latency(doc: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(5.2 * max(1, len(models)), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models, strict=False):
         recs = [r for r in doc["results"] if r["model"] == model]
+        counts = thread_counts(doc)
         for lab in dict.fromkeys(_label(r) for r in recs):
-            rs = sorted((r for r in recs if _label(r) == lab), key=lambda r: r["batch"])
-            style = "--" if VARIANTS[rs[0]["variant"]].precision == "fp32" else "-"
-            ax.plot([r["batch"] for r in rs], [r["p50_ms"] for r in rs], style, marker="o", markersize=3, label=lab)
+            for t in counts:
+                rs = sorted((r for r in recs if _label(r) == lab and r.get("threads", counts[0]) == t), key=lambda r: r["batch"])
+                if not rs:
+                    continue
+                style = "--" if VARIANTS[rs[0]["variant"]].precision == "fp32" else "-"
+                ax.plot([r["batch"] for r in rs], [r["p50_ms"] for r in rs], style, marker="o" if t == counts[0] else "s", markersize=3, label=lab + (f" @{t}t" if len(counts) > 1 else ""))
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("batch size")
         ax.set_ylabel("p50 latency per call (ms)")
         ax.set_title(model)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Latency vs batch: {doc['machine']['cpu_model']}, {doc['machine']['threads']} threads, ORT {doc['machine']['onnxruntime_version']}", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"Latency vs batch: {doc['machine']['cpu_model']}, threads {', '.join(map(str, thread_counts(doc)))}, ORT {doc['machine']['onnxruntime_version']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -235,8 +297,9 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
 
     models = [m for m in doc.get("models", {}) if any(r["model"] == m for r in doc["results"])]
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(5.2 * max(1, len(models)), 4.2), squeeze=False)
+    first = thread_counts(doc)[0]
     for ax, model in zip(axes[0], models, strict=False):
-        recs = [r for r in doc["results"] if r["model"] == model]
+        recs = [r for r in doc["results"] if r["model"] == model and r.get("threads", first) == first]
         batches = sorted({r["batch"] for r in recs})
         batch = GOAL_BATCH if GOAL_BATCH in batches else batches[-1]
         for r in recs:
@@ -252,7 +315,7 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(f"speed-up vs ort_fp32_all (batch {batch})")
         ax.set_title(model)
         ax.grid(True, alpha=0.3)
-    fig.suptitle("Speed-up vs accuracy delta (x: FP16 on CPU, not applicable)", fontsize=9)
+    fig.suptitle(f"Speed-up vs accuracy delta at {first} thread(s) (x: FP16 on CPU, not applicable)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

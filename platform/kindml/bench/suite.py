@@ -32,6 +32,7 @@ from kindml.bench.catalog import (
     TORCH_CUDA,
     VARIANTS,
     SuiteSettings,
+    variant_applies,
 )
 from kindml.bench.measure import measure_interleaved, speedup
 from kindml.bench.providers import Planned, plan, resolve_device
@@ -64,7 +65,7 @@ class BenchRequest:
     suite: str = "quick"
     models: tuple[str, ...] = MODELS
     device: str = "auto"
-    threads: int | None = None  # default: catalog.DEFAULT_THREADS (1)
+    threads: int | tuple[int, ...] | None = None  # default: catalog.DEFAULT_THREADS (1); several: measured one after the other
     out_dir: Path | None = Path("benchmarks/results")  # None: do not write files
     work_dir: Path | None = None  # default: a temporary folder, removed afterwards
     fraud_source: str = "auto"  # auto | registry | train
@@ -79,6 +80,30 @@ class BenchRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def thread_counts(req: BenchRequest) -> tuple[int, ...]:
+    """The intra-op thread counts to measure, in order (``--threads 1,2``)."""
+    if req.threads is None:
+        return (DEFAULT_THREADS,)
+    if isinstance(req.threads, int):
+        return (req.threads,)
+    return tuple(req.threads)
+
+
+def parse_threads(value: str | int | None) -> tuple[int, ...] | None:
+    """``"1,2"`` → (1, 2); None stays None; UsageError on anything else."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value,)
+    try:
+        counts = tuple(int(x) for x in str(value).split(",") if x.strip())
+    except ValueError:
+        counts = ()
+    if not counts:
+        raise UsageError(f"--threads {value!r}: expected a thread count or a comma-separated list", "For example --threads 1 or --threads 1,2.")
+    return counts
+
+
 def validate_request(req: BenchRequest) -> None:
     if req.suite not in SUITES:
         raise UsageError(f"unknown suite {req.suite!r}", f"Use one of: {', '.join(SUITES)}.")
@@ -91,8 +116,9 @@ def validate_request(req: BenchRequest) -> None:
         raise UsageError(f"unknown device {req.device!r}", "Use auto, cpu or cuda.")
     if req.fraud_source not in ("auto", "registry", "train"):
         raise UsageError(f"unknown fraud model source {req.fraud_source!r}", "Use auto (registry champion if any, else train), registry or train.")
-    if req.threads is not None and req.threads < 1:
-        raise UsageError(f"--threads {req.threads}: must be at least 1", "Leave it out for the default (1 thread).")
+    counts = thread_counts(req)
+    if not counts or any(t < 1 for t in counts) or len(set(counts)) != len(counts):
+        raise UsageError(f"--threads {req.threads}: thread counts must be distinct and at least 1", "Leave it out for the default (1 thread), or e.g. --threads 1,2.")
     if req.repeats is not None and req.repeats < MIN_REPEATS:
         raise UsageError(f"repeats {req.repeats}: at least {MIN_REPEATS} are needed for a median and a CV worth reporting", f"Use {MIN_REPEATS} or more.")
     if req.batches is not None and (not req.batches or any(b < 1 for b in req.batches)):
@@ -153,13 +179,26 @@ class _Ready:
     keep: Any = None  # the session / module, alive while measured
 
 
-def _prepare_variants(case: Any, planned: list[Planned], threads: int, work: Path, skipped: list[dict[str, Any]], notes: dict[str, Any], progress: Progress) -> dict[str, _Ready]:
+def _prepare_variants(
+    case: Any,
+    planned: list[Planned],
+    threads: int,
+    work: Path,
+    skipped: list[dict[str, Any]],
+    notes: dict[str, Any],
+    progress: Progress,
+    files: Any = None,
+    qualities: dict[str, dict[str, float]] | None = None,
+) -> dict[str, _Ready]:
+    """Sessions (or the eager module) of every planned variant at ``threads``; quality measured once
+    per variant (``qualities`` caches it across thread counts); failures go to ``skipped``."""
     import torch
 
     from kindml.bench import variants as vb
     from kindml.bench.catalog import TRT_EP
 
-    files = vb.VariantFiles(case, work / case.name / "variants")
+    files = files if files is not None else vb.VariantFiles(case, work / case.name / "variants")
+    qualities = qualities if qualities is not None else {}
     ready: dict[str, _Ready] = {}
     for p in planned:
         v = VARIANTS[p.variant]
@@ -174,14 +213,16 @@ def _prepare_variants(case: Any, planned: list[Planned], threads: int, work: Pat
                     with torch.inference_mode():
                         return net(*case.torch_args(feeds, device)).cpu().numpy()
 
-                outputs = case.run_eval(predict)
+                if key not in qualities:
+                    qualities[key] = case.quality(case.run_eval(predict))
                 size = vb.torch_size_bytes(case, work / case.name)
-                ready[key] = _Ready(p, size, case.quality(outputs), lambda feeds, device=device: vb.torch_timer(case, feeds, device), net)
+                ready[key] = _Ready(p, size, qualities[key], lambda feeds, device=device: vb.torch_timer(case, feeds, device), net)
             else:
                 path = files.get(v.weights)
                 sess = vb.make_session(path, v, p.provider, threads, cache_dir=work / case.name / "trt_cache" if p.provider == TRT_EP else None)
-                outputs = case.run_eval(vb.ort_predict(sess))
-                ready[key] = _Ready(p, path.stat().st_size, case.quality(outputs), lambda feeds, sess=sess, prov=p.provider: vb.ort_timer(sess, feeds, prov), sess)
+                if key not in qualities:
+                    qualities[key] = case.quality(case.run_eval(vb.ort_predict(sess)))
+                ready[key] = _Ready(p, path.stat().st_size, qualities[key], lambda feeds, sess=sess, prov=p.provider: vb.ort_timer(sess, feeds, prov), sess)
         except BenchmarkError as exc:
             log.warning("%s %s on %s skipped: %s", case.name, p.variant, p.provider, exc.message)
             skipped.append({"model": case.name, "variant": p.variant, "provider": p.provider, "kind": "failed", "reason": exc.message})
@@ -198,13 +239,23 @@ def profile_batch(model: str, batches: tuple[int, ...]) -> int:
     return max([b for b in batches if b <= 32] or [min(batches)])
 
 
+PROFILED: tuple[tuple[str, str], ...] = (
+    ("fp32", "ort_fp32_all"),
+    ("int8_dynamic", "ort_int8_dynamic"),
+    ("int8_qdq", "ort_int8_static_qdq"),
+    ("fused_fp32", "ort_fused_fp32"),
+    ("fused_int8_dynamic", "ort_fused_int8_dynamic"),
+    ("fused_int8_qdq", "ort_fused_int8_static_qdq"),
+)
+
+
 def _profiles(case: Any, paths: dict[str, Path], threads: int, batches: tuple[int, ...]) -> dict[str, Any]:
     """ORT op-type breakdown of the FP32 and INT8 files (explains the ratios; not used as timings)."""
     from kindml.bench.profile import op_breakdown
 
     batch = profile_batch(case.name, batches)
     out: dict[str, Any] = {"batch": batch, "threads": threads, "note": "ORT profiler, kernel time per call by op type (profiling overhead included; not a timing)"}
-    for weights, variant in (("fp32", "ort_fp32_all"), ("int8_dynamic", "ort_int8_dynamic"), ("int8_qdq", "ort_int8_static_qdq")):
+    for weights, variant in PROFILED:
         if weights in paths:
             try:
                 out[variant] = op_breakdown(paths[weights], case.batch(batch), threads=threads, runs=3, top=10)
@@ -251,6 +302,7 @@ def _records(case: Any, ready: dict[str, _Ready], settings: SuiteSettings, threa
                 "precision": v.precision,
                 "graph_optimization": v.opt_level if v.runtime == "ort" else None,
                 "threads": threads,
+                "torch_threads": int(torch.get_num_threads()) if v.runtime == "torch" else None,
                 "io_binding": r.planned.provider not in ("CPUExecutionProvider", TORCH_CPU, TORCH_CUDA),
             }
             if r.planned.reason:
@@ -261,13 +313,13 @@ def _records(case: Any, ready: dict[str, _Ready], settings: SuiteSettings, threa
 
 def fill_speedups(records: list[dict[str, Any]]) -> None:
     """``speedup_vs_fp32``: throughput / that of ``ort_fp32_all`` (same model and batch, provider family);
-    ``speedup_vs_torch``: throughput / that of ``torch_eager`` on the same device."""
-    by_key = {(r["model"], r["variant"], r["provider"], r["batch"]): r for r in records}
+    ``speedup_vs_torch``: throughput / that of ``torch_eager`` on the same device (both at the same thread count)."""
+    by_key = {(r["model"], r["variant"], r["provider"], r["batch"], r.get("threads")): r for r in records}
     for r in records:
-        base = by_key.get((r["model"], BASELINE_VARIANT, BASELINE_PROVIDER.get(r["provider"], r["provider"]), r["batch"]))
+        base = by_key.get((r["model"], BASELINE_VARIANT, BASELINE_PROVIDER.get(r["provider"], r["provider"]), r["batch"], r.get("threads")))
         r["speedup_vs_fp32"] = speedup(r["throughput_per_s"], base["throughput_per_s"]) if base else None
         torch_provider = TORCH_CUDA if r["provider"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider", TORCH_CUDA) else TORCH_CPU
-        t = by_key.get((r["model"], "torch_eager", torch_provider, r["batch"]))
+        t = by_key.get((r["model"], "torch_eager", torch_provider, r["batch"], r.get("threads")))
         r["speedup_vs_torch"] = speedup(r["throughput_per_s"], t["throughput_per_s"]) if t else None
 
 
@@ -296,15 +348,21 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
 
     settings = effective_settings(req)
     cpu = read_cpuinfo()
-    threads = req.threads or DEFAULT_THREADS
+    counts = thread_counts(req)
+    threads = counts[0]
     _set_threads(threads)
     planned_all = plan(settings, device, available, torch_cuda=bool(torch.cuda.is_available()))
     if req.variants is not None:
         planned_all = [p for p in planned_all if p.variant in req.variants]
-    runnable = [p for p in planned_all if p.runs]
+
+    def for_model(model: str) -> list[Planned]:
+        skip = settings.minilm_skip if model == "minilm_l6" else ()
+        return [p for p in planned_all if variant_applies(p.variant, model) and not (p.provider == "CPUExecutionProvider" and p.variant in skip)]
+
     total = 0
     for model in req.models:
-        total += 1 + len(runnable) + len(settings.batches_for(model)) * settings.repeats * len(runnable)
+        n = len([p for p in for_model(model) if p.runs])
+        total += 1 + n * len(counts) + len(settings.batches_for(model)) * settings.repeats * n * len(counts)
     progress.start(total)
     machine = machine_info(threads, device, cpu)
     machine["load_average_start"] = load_average()
@@ -326,7 +384,10 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
             "max_calls_per_block": settings.max_calls_per_block,
             "cv_threshold": settings.cv_threshold,
             "threads": threads,
+            "thread_counts": list(counts),
             "inter_op_threads": 1,
+            "ort_session": {"intra_op_num_threads": "= threads", "inter_op_num_threads": 1, "execution_mode": "ORT_SEQUENTIAL", "graph_optimization_level": "per variant (all unless named basic/extended)"},
+            "torch": {"set_num_threads": "= threads", "interop_threads": 1, "mode": "torch.inference_mode()"},
             "interleaved": True,
             "baseline": f"{BASELINE_VARIANT} on the same provider family and batch",
             "throughput": "batch x 1000 / p50_ms",
@@ -348,23 +409,35 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
             case = _build_case(model, req, settings, work)
             case.compute_reference()
             progress.advance()
-            skipped = [{"model": model, "variant": p.variant, "provider": p.provider, "kind": p.skip_kind, "reason": p.reason} for p in planned_all if not p.runs]
+            planned = for_model(model)
+            runnable = [p for p in planned if p.runs]
+            skipped = [{"model": model, "variant": p.variant, "provider": p.provider, "kind": p.skip_kind, "reason": p.reason} for p in planned if not p.runs]
             notes: dict[str, Any] = {}
-            ready = _prepare_variants(case, runnable, threads, work, skipped, notes, progress)
-            missing_blocks = (len(runnable) - len(ready)) * len(settings.batches_for(model)) * settings.repeats
-            if missing_blocks:
-                progress.advance(missing_blocks)
-            records = _records(case, ready, settings, threads, progress) if ready else []
+            from kindml.bench.variants import VariantFiles
+
+            files = VariantFiles(case, work / case.name / "variants")
+            qualities: dict[str, dict[str, float]] = {}
+            records: list[dict[str, Any]] = []
+            prof: dict[str, Any] = {}
+            for i, t in enumerate(counts):
+                _set_threads(t)
+                ready = _prepare_variants(case, runnable, t, work, skipped if i == 0 else [], notes, progress, files, qualities)
+                missing_blocks = (len(runnable) - len(ready)) * len(settings.batches_for(model)) * settings.repeats
+                if missing_blocks:
+                    progress.advance(missing_blocks)
+                records += _records(case, ready, settings, t, progress) if ready else []
+                del ready
+                gc.collect()
+            _set_threads(threads)
             fill_speedups(records)
             paths = notes.pop("_files", {})
-            prof: dict[str, Any] = {}
-            if ready and settings.profile:
+            if records and settings.profile:
                 progress.update(f"{model}: profiling op types")
                 prof = _profiles(case, paths, threads, settings.batches_for(model))
             doc["results"].extend(records)
             doc["skipped"].extend(skipped)
             doc["models"][model] = case.meta | {"recipes": notes, "profile": prof, "fp32_onnx_bytes": case.onnx_path.stat().st_size, "seconds": round(time.perf_counter() - t_model, 2)}
-            del ready, case
+            del case, files
             gc.collect()
     finally:
         if tmp is not None:
@@ -391,9 +464,12 @@ def headline(doc: dict[str, Any]) -> list[str]:
         delta = "n/a" if d is None or (isinstance(d, float) and math.isnan(d)) else f"{d:+.4f}"
         return f"{r['variant']} {r['speedup_vs_fp32']:.2f}x vs ort_fp32_all (quality delta {delta})"
 
+    from kindml.bench.report import thread_counts
+
     lines = []
-    for model in doc.get("models", {}):
-        recs = [r for r in doc["results"] if r["model"] == model]
+    counts = thread_counts(doc)
+    for model, t in [(m, t) for m in doc.get("models", {}) for t in counts]:
+        recs = [r for r in doc["results"] if r["model"] == model and r.get("threads", counts[0]) == t]
         if not recs:
             lines.append(f"{model}: no measurements")
             continue
@@ -403,7 +479,7 @@ def headline(doc: dict[str, Any]) -> list[str]:
             continue
         good = [r for r in at if acceptable(model, r["quality"])]
         best_any = max(at, key=lambda r: r["speedup_vs_fp32"])
-        line = f"{model}: batch {batch}: fastest within quality tolerance: {fmt(max(good, key=lambda r: r['speedup_vs_fp32'])) if good else 'none'}"
+        line = f"{model}: {t} thread(s), batch {batch}: fastest within quality tolerance: {fmt(max(good, key=lambda r: r['speedup_vs_fp32'])) if good else 'none'}"
         if not good or best_any is not max(good, key=lambda r: r["speedup_vs_fp32"]):
             line += f"; fastest overall: {fmt(best_any)} (quality NOT acceptable)"
         lines.append(line)

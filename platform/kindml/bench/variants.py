@@ -102,6 +102,7 @@ class VariantFiles:
     errors: dict[str, str] = field(default_factory=dict)
     _pre: Path | None = None
     _pre_note: str = ""
+    _recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _preprocessed(self) -> Path:
         if self._pre is None:
@@ -128,12 +129,38 @@ class VariantFiles:
             raise BenchmarkError(self.errors[weights]) from exc
         self.paths[weights] = path
         if weights != "fp32":
-            self.notes[weights] = dict(RECIPES.get(weights, {})) | {"build_seconds": round(time.perf_counter() - t0, 2)}
+            self.notes[weights] = dict(RECIPES.get(weights, {})) | self._recipes.pop(weights, {}) | {"build_seconds": round(time.perf_counter() - t0, 2)}
             if weights.startswith("int8"):
                 self.notes[weights]["preprocess"] = self._pre_note
-            if weights in ("int8_qdq", "int8_qdq_symmetric"):
+            if weights in ("int8_qdq", "int8_qdq_symmetric", "ts_int8_qdq", "fused_int8_qdq"):
                 self.notes[weights]["largest_activation_scales"] = largest_activation_scales(path)
         return path
+
+    def _build_transformer(self, weights: str, out: Path) -> Path:
+        """The TorchScript export, its fusion and their INT8 variants (kindml.bench.transformer)."""
+        from kindml.bench import transformer as tf
+
+        info = self.case.transformer
+        if info is None:
+            raise BenchmarkError(f"{weights}: {self.case.name} is not a transformer model")
+        if weights == "ts_fp32":
+            import torch
+
+            example = {n: torch.from_numpy(v) for n, v in self.case.batch(2).items()}
+            tf.export_for_fusion(self.case.net, example, out, output_names=self.case.output_names)
+            self._recipes[weights] = {"api": "torch.onnx.export(dynamo=False)", "opset": tf.DEFAULT_OPSET, "dynamic_axes": "batch, sequence", "attention": "eager while exporting"}
+            return out
+        if weights == "fused_fp32":
+            counts = tf.fuse(self.get("ts_fp32"), out, int(info["num_heads"]), int(info["hidden_size"]), info.get("model_type", "bert"))
+            summary = tf.fusion_summary(counts)
+            self._recipes[weights] = {"api": "onnxruntime.transformers.optimizer.optimize_model", "model_type": info.get("model_type", "bert"), "attention_mask": "raw 2-D mask kept"} | summary
+            return out
+        src = self.get("fused_fp32" if weights.startswith("fused_") else "ts_fp32")
+        if weights.endswith("int8_dynamic"):
+            self._recipes[weights] = tf.quantize_dynamic_model(src, out)
+        else:
+            self._recipes[weights] = tf.quantize_static_model(src, out, self.case.calibration_chunks(), info.get("mask_inputs"))
+        return out
 
     def _build(self, weights: str) -> Path:
         from onnxruntime.quantization import (
@@ -148,6 +175,8 @@ class VariantFiles:
         out = self.work_dir / f"model.{weights}.onnx"
         if weights == "fp32":
             return self.case.onnx_path
+        if weights.startswith(("ts_", "fused_")):
+            return self._build_transformer(weights, out)
         if weights == "fp16":
             import onnx
             from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -164,7 +193,7 @@ class VariantFiles:
         quantize_static(
             str(src),
             str(out),
-            calibration_reader(self.case.calibration_chunks()),
+            calibration_reader(self.case.calibration_chunks(limit=self.case.generic_calibration_rows)),
             quant_format=QuantFormat.QDQ if recipe["format"] == "QDQ" else QuantFormat.QOperator,
             per_channel=True,
             activation_type=getattr(QuantType, recipe["activation_type"]),

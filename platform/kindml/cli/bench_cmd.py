@@ -45,14 +45,14 @@ def _text(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
         f"{doc['suite']} suite on {m['cpu_model']} ({', '.join(k for k, v in m['isa'].items() if v) or 'no AVX2'}), "
-        f"{m['threads']} thread(s), onnxruntime {m['onnxruntime_version']}, device {doc['device']}: {doc['wall_seconds']} s",
+        f"threads {', '.join(map(str, doc['settings'].get('thread_counts') or [m['threads']]))}, onnxruntime {m['onnxruntime_version']}, device {doc['device']}: {doc['wall_seconds']} s",
         *headline(doc),
     ]
     for g in doc.get("goals", []):
-        if g["measured"] is not None:
+        if g["measured"] is not None or g["met"] is False:
             met = "met" if g["met"] else "NOT met"
-            at = "" if g["batch"] is None else f" (batch {g['batch']})"
-            lines.append(f"goal: {g['goal']}{at}: {g['measured']} (target {g['target']}): {met}")
+            at = ("" if g["batch"] is None else f" (batch {g['batch']})") + (f" [{g['threads']} thread(s)]" if g.get("threads") else "")
+            lines.append(f"goal: {g['goal']}{at}: {g['measured'] if g['measured'] is not None else g['detail']} (target {g['target']}): {met}")
     if doc.get("noisy"):
         lines.append(f"warning: {doc['noisy_records']} of {len(doc['results'])} measurements are noisy (CV > {doc['settings']['cv_threshold']}); load average {m.get('load_average_start')} -> {m.get('load_average_end')}")
     skipped = doc.get("skipped", [])
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("quick", "--suite", help="quick (a few minutes: batches 1/8/32, 5 repeats) or full (batches 1/8/32/128, 10 repeats, QOperator and FP16 too)."),
         models: list[str] = typer.Option(None, "--models", "-m", help="Models, comma-separated or repeated: fraud_mlp, digits_cnn, minilm_l6 (default: all)."),
         device: str = typer.Option("auto", "--device", help="cpu, cuda (CUDA/TensorRT EPs; fails without them) or auto (cuda when the CUDA EP exists, else cpu)."),
-        threads: int = typer.Option(None, "--threads", help="Intra-op threads for ONNX Runtime and PyTorch (default 1; recorded with the result)."),
+        threads: str = typer.Option(None, "--threads", help="Intra-op threads for ONNX Runtime and PyTorch (default 1; recorded with the result); a list such as 1,2 measures each count in the same run."),
         out_dir: Path = typer.Option(Path("benchmarks/results"), "--out-dir", help="Where the JSON, markdown and PNG plots go."),
         fraud_source: str = typer.Option("auto", "--fraud-source", help="fraud_mlp from the registry champion (registry), trained on the spot (train), or registry if there is one (auto)."),
         output: Output = OUTPUT_OPTION,
@@ -87,13 +87,19 @@ def register(app: typer.Typer) -> None:
         listed as skipped with the reason.
         """
         from kindml.bench.models import parse_models
-        from kindml.bench.suite import BenchRequest, check_device, run, validate_request
+        from kindml.bench.suite import (
+            BenchRequest,
+            check_device,
+            parse_threads,
+            run,
+            validate_request,
+        )
 
         req = BenchRequest(
             suite=suite.strip().lower(),
             models=parse_models(models),
             device=device.strip().lower(),
-            threads=threads,
+            threads=parse_threads(threads),
             out_dir=out_dir,
             fraud_source=fraud_source.strip().lower(),
         )
