@@ -282,7 +282,7 @@ def corrupt(df: pd.DataFrame, rate: float, seed: int, kinds: tuple[str, ...] | l
         elif kind == "too_long":
             out.loc[loc, "text"] = [(t + " ") * (MAX_TEXT_CHARS // max(len(t), 1) + 2) for t in out.loc[loc, "text"]]
         elif kind == "non_text":
-            out.loc[loc, "text"] = [f"{int(v)} ### {int(v) % 97} // 0x{int(v):x}" for v in rng.integers(10_000, 99_999, idx.size)]
+            out.loc[loc, "text"] = [f"{int(v)} ### {int(v) % 97} // {int(v) * 7} !!" for v in rng.integers(10_000, 99_999, idx.size)]
         elif kind == "unknown_label":
             out.loc[loc, "intent"] = rng.choice(["other", "URGENT", "billing question"], idx.size)
         elif kind == "duplicate":

@@ -57,6 +57,7 @@ def test_corruption_manifest_is_exact(world) -> None:  # type: ignore[no-untyped
     assert (bad["text"].str.strip() == "").sum() == m["counts"]["empty"]
     assert (bad["text"].str.len() > MAX_TEXT_CHARS).sum() == m["counts"]["too_long"]
     assert (~bad["intent"].isin(INTENTS)).sum() == m["counts"]["unknown_label"]
+    assert (~bad["text"].str.contains("[A-Za-z]", regex=True)).sum() == m["counts"]["empty"] + m["counts"]["non_text"]  # no letters at all
     copies = bad[bad["ticket_id"].str.startswith("dup-")]
     assert len(copies) == m["counts"]["duplicate"]
     originals = bad[~bad["ticket_id"].str.startswith("dup-")].merge(copies[["customer_id", "text"]], on=["customer_id", "text"])
