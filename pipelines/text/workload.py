@@ -144,10 +144,10 @@ class TextWorkload(Workload):
 
     # --- live traffic ----------------------------------------------------------------------------
 
-    def live(self, n: int, drift: float, stream: int) -> pd.DataFrame:
+    def live(self, n: int, drift: float, stream: int, concept: float = 0.0) -> pd.DataFrame:
         from kindml.pipelines.text.data import generate_live
 
-        return generate_live(self.world(), n, drift, stream=stream)
+        return generate_live(self.world(), n, drift, stream=stream, concept=concept)
 
     def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
         df = self.live(n, drift, stream)

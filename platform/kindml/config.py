@@ -71,6 +71,8 @@ class DataConfig(_Strict):
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec)
     drift: float = Field(1.0, ge=0.0, le=3.0, description="Drift severity of the live traffic replayed by `monitor` (0: none, 1: strong).")
     history_drift: float = Field(0.0, ge=0.0, le=3.0, description="Drift already present in the history window (retraining on recent data).")
+    concept_shift: float = Field(1.0, ge=0.0, le=1.0, description="Concept shift of the late live traffic replayed by `monitor`: the labels' "
+                                 "relationship to the inputs changes while the inputs do not (0: none). Its delayed labels show the quality drop.")
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> DataConfig:
