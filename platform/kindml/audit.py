@@ -304,10 +304,10 @@ def registry_key(tracking_uri: str, workspace: Path | str) -> str:
     if tracking_uri == Workspace(Path(workspace)).mlflow_tracking_uri:
         return "workspace"
     parts = urlsplit(tracking_uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
-    return urlunsplit(parts)
+    if not (parts.username or parts.password):
+        return tracking_uri  # as written (urlunsplit would turn sqlite://// into sqlite://)
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
 @dataclass
@@ -400,8 +400,12 @@ class AuditLog:
 
     def _mirror(self, events: list[dict[str, Any]]) -> list[str]:
         """The registry copy of ``events`` plus any earlier file events of the same models it is missing."""
+        from kindml.registry import store_exists
+
         models = sorted({e["model"] for e in events})
         try:
+            if not store_exists(self.tracking_uri):  # never create a store as a side effect
+                raise RegistryError(f"no registry store at {self.tracking_uri}", "")
             file_events, _ = read(self.path)
             todo: list[dict[str, Any]] = []
             for model in models:
