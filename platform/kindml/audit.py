@@ -395,7 +395,7 @@ class AuditLog:
             except OSError as exc:
                 warnings.append(f"the workspace copy of the audit log ({self.path}) was not written: {exc.strerror or exc}")
         for e in events:
-            log.info("audit %s", _line(e).decode("utf-8").rstrip("\n"))  # on a cluster the task log keeps a third copy
+            log.info("audit %s", _line(e).decode("utf-8").rstrip("\n"))
         return warnings
 
     def _mirror(self, events: list[dict[str, Any]]) -> list[str]:

@@ -66,7 +66,7 @@ def run(wl: Workload, env: RuntimeEnv, registered_dir: Path, out_dir: Path) -> d
         if registered.get("awaiting_approval"):  # registry.require_approval (kindml.approvals)
             raise ServingError(f"nothing to serve: {registered['name']} v{registered['version']} waits for approval and there is no earlier champion",
                                f"Approve it: `kindml models approve {registered['name']}@{registered['version']} --reason ...`, then resume this run "
-                               "(`kindml run --resume RUN_ID`) or `kindml serve start`.")
+                               f"(`kindml run --resume {(registered.get('tags') or {}).get('kindml.pipeline_run_id', 'RUN_ID')}`) or `kindml serve start`.")
         raise ServingError(
             f"nothing to serve: the gate did not promote {registered['name']} v{registered['version']} and there is no earlier champion",
             "See the evaluation report of this run (the gate's reasons); train with more data or epochs, or lower evaluate.min_score "
