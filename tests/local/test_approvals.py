@@ -348,3 +348,35 @@ def test_unalias_and_history_text(reg: Reg, capsys: pytest.CaptureFixture[str], 
     lines = res.stdout.splitlines()
     assert "gate PROMOTE roc_auc=0.9000 -> auto" in lines[0] and "run=t1" in lines[0]
     assert "@staging v2 -> removed" in res.stdout and "why: not needed" in res.stdout
+
+
+def test_register_stage_decides_with_the_setting(reg: Reg, tmp_path: Path) -> None:
+    """The register stage itself (fabricated small lineage, metrics and gate; no pipeline): require_approval on → @staging and
+    "awaiting_approval" in its result (what deploy reads); off → @champion, as before."""
+    from kindml.stages import register as stage
+
+    bundle, evaluation = tmp_path / "bundle", tmp_path / "evaluation"
+    (bundle / "lineage").mkdir(parents=True)
+    evaluation.mkdir()
+    (bundle / "model.onnx").write_bytes(reg.onnx.read_bytes())
+    lineage = {"ingest": {"content_hash": "ab" * 32, "rows": 10, "window_start": "2026-01-01", "window_end": "2026-02-01"},
+               "validation": {"success": True, "summary": "ok"},
+               "features": {"project": "p", "feature_service": "fs", "feature_views": ["v"]},
+               "train_report": {"mlflow_run_id": reg.mlflow_run, "seed": 1}, "parity": {"max_abs_error": 1e-7}}
+    for k, v in lineage.items():
+        (bundle / "lineage" / f"{k}.json").write_text(json.dumps(v))
+    (evaluation / "metrics.json").write_text(json.dumps({"roc_auc": 0.9}))
+    (evaluation / "gate.json").write_text(json.dumps({"promote": True, "metric": "roc_auc", "candidate": 0.9, "reasons": ["clears the floor"]}))
+    outcomes = []
+    for require in (True, False):
+        cfg = KindmlConfig(home=reg.ws.root).with_overrides({"registry.model_name": "stage-model", "registry.require_approval": require})
+        wl = SimpleNamespace(cfg=cfg, name="test", task="binary", title="Test", gate_metric="roc_auc")
+        outcomes.append(stage.run(wl, "tests.workload", reg.env, f"stage-{require}", evaluation, bundle, tmp_path / f"out-{require}"))  # type: ignore[arg-type]
+    pending, auto = outcomes
+    assert (pending["version"], pending["alias"], pending["promoted"], pending["approval"], pending["awaiting_approval"]) == \
+        ("1", "staging", False, "pending", True)
+    assert (auto["version"], auto["alias"], auto["promoted"], auto["approval"], auto["awaiting_approval"]) == ("2", "champion", True, "auto", False)
+    assert pending["tags"]["kindml.approval"] == "pending" and pending["audit_warnings"] == []
+    assert reg.aliases("stage-model") == {"staging": "1", "champion": "2"}
+    assert [(e["kind"], e["run_id"]) for e in reg.history("stage-model")] == [
+        ("gate_decision", "stage-True"), ("alias_move", "stage-True"), ("gate_decision", "stage-False"), ("alias_move", "stage-False")]
