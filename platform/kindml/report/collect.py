@@ -10,6 +10,7 @@ and its section says so instead of failing):
   ``registered/registered.json``, ``monitoring/monitor.json`` (the newest of each,
   as a resumed run may hold several pipeline roots);
 - the model registry (MLflow): every version of the run's model with its lineage tags;
+- the audit log of the run's model (the workspace's ``registry/audit.jsonl`` and the registry's copy);
 - the newest ``benchmarks/results/*.json`` of the benchmark suite.
 """
 
@@ -61,6 +62,7 @@ class RunData:
     artifacts: dict[str, Any] = field(default_factory=dict)  # key of ARTIFACTS -> parsed JSON
     timeline: list[StageSpan] = field(default_factory=list)
     versions: list[dict[str, Any]] | None = None  # registry versions of the run's model, oldest first
+    audit: list[dict[str, Any]] | None = None  # the audit log of the run's model (kindml.audit), oldest first
     benchmark: dict[str, Any] | None = None
     benchmark_path: Path | None = None
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
@@ -217,12 +219,27 @@ def default_benchmark_dirs() -> list[Path]:
     return dirs
 
 
+def audit_events(workspace: Path, tracking_uri: str, model_name: str, notes: list[str]) -> list[dict[str, Any]] | None:
+    """The audit log of ``model_name`` (oldest first), or None (with a note) when it cannot be read."""
+    try:
+        from kindml.audit import AuditLog
+
+        h = AuditLog(workspace, tracking_uri).history(model_name)
+    except Exception as exc:  # the report shows what it has
+        log.debug("audit log read failed", exc_info=True)
+        notes.append(f"cannot read the audit log of {model_name}: {type(exc).__name__}: {exc}")
+        return None
+    notes.extend(h.problems)
+    return h.events
+
+
 def collect(
     run_dir: Path,
     tracking_uri: str | None = None,
     benchmarks: list[Path] | None = None,
+    workspace: Path | None = None,
 ) -> RunData:
-    """Read a run folder (and, if given, the registry and benchmark results) into a :class:`RunData`."""
+    """Read a run folder (and, if given, the registry, the audit log of ``workspace`` and benchmark results) into a :class:`RunData`."""
     notes: list[str] = []
     summary_path = run_dir / "summary.json"
     summary = _read_json(summary_path, notes) if summary_path.is_file() else None
@@ -240,6 +257,8 @@ def collect(
     if tracking_uri and model_name:
         alias = (summary.get("model") or {}).get("alias") or "champion"
         data.versions = registry_versions(tracking_uri, model_name, notes, (alias,))
+        if workspace is not None:
+            data.audit = audit_events(workspace, tracking_uri, model_name, notes)
     if benchmarks:
         data.benchmark, data.benchmark_path = latest_benchmark(benchmarks, notes)
     return data
