@@ -90,7 +90,9 @@ def text_summary(s: dict[str, Any]) -> str:
         lines.append(f"quarantined rows: {v['quarantined_rows']} (written aside, see the validation report)")
     model = s.get("model")
     if model:
-        promoted = f"promoted to @{model['alias']}" if model.get("promoted") else "registered, NOT promoted (gate)"
+        promoted = (f"promoted to @{model['alias']}" if model.get("promoted")
+                    else f"registered, waiting for approval (kindml models approve {model['name']}@{model['version']} --reason ...)"
+                    if model.get("awaiting_approval") else "registered, NOT promoted (gate)")
         lines.append(f"model {model['name']} v{model['version']} {promoted}")
         lines.append(f"onnx: {model['onnx_path']}")
     srv = s.get("serving")
