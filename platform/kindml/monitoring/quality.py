@@ -152,7 +152,7 @@ class PredictionLog:
         scores = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
         return scores, [r[1] for r in rows], [r[2] for r in rows]
 
-    def keys(self) -> list[tuple[str, str, str, str]]:
+    def groups(self) -> list[tuple[str, str, str, str]]:
         """(model, version, variant, experiment) of every logged prediction."""
         with self._conn() as c:
             return [tuple(r) for r in c.execute("SELECT DISTINCT model, version, variant, experiment FROM predictions").fetchall()]  # type: ignore[misc]
@@ -277,7 +277,7 @@ class QualityCollector:
 
     def collect(self) -> Iterator[Any]:
         quality, samples, reference = self._families()
-        for model, version, variant, _ in self.log.keys():
+        for model, version, variant, _ in self.log.groups():
             scores, labels, outcomes = self.log.window(model, version, variant, self.window)
             samples.add_metric([model, version, variant], float(len(outcomes)))
             if len(outcomes) < self.min_samples:

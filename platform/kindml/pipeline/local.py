@@ -232,6 +232,8 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     if monitoring:
         summary["serving"] = monitoring["serving"]
         summary["drift"] = monitoring["drift"]
+        if monitoring.get("quality") is not None:
+            summary["quality"] = {k: v for k, v in monitoring["quality"].items() if k != "series"}
     return summary
 
 
