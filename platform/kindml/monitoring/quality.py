@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 CREATE INDEX IF NOT EXISTS labelled ON predictions (model, version, variant, outcome_ts);
 CREATE INDEX IF NOT EXISTS by_time ON predictions (ts);
+CREATE TABLE IF NOT EXISTS models (
+    model TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    classes TEXT
+);
 """
 
 
@@ -124,6 +129,33 @@ class PredictionLog:
             self._writes = 0
             self.prune()
         return len(rows)
+
+    def register_model(self, model: str, task: str, classes: list[str] | None = None) -> None:
+        """Record a served model's task (and class names) so outcomes for its predictions can be checked."""
+        import json
+
+        with self._conn() as c:
+            c.execute("INSERT OR REPLACE INTO models (model, task, classes) VALUES (?, ?, ?)",
+                      (model, task, None if classes is None else json.dumps(list(classes))))
+
+    def models(self) -> dict[str, tuple[str, list[str] | None]]:
+        """model → (task, class names or None) of every model that logged here."""
+        import json
+
+        with self._conn() as c:
+            rows = c.execute("SELECT model, task, classes FROM models").fetchall()
+        return {m: (t, None if cl is None else json.loads(cl)) for m, t, cl in rows}
+
+    def owners(self, ids: Iterable[str]) -> dict[str, str]:
+        """prediction id → model, for the ids the log holds."""
+        ids = list(ids)
+        out: dict[str, str] = {}
+        with self._conn() as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(dict(c.execute(f"SELECT id, model FROM predictions WHERE id IN ({marks})", chunk).fetchall()))  # noqa: S608
+        return out
 
     def feedback(self, outcomes: Iterable[tuple[str, Any]], at: float | None = None) -> FeedbackResult:
         """Join outcomes to logged predictions: each id gets at most one outcome; unknown ids are reported."""
