@@ -159,7 +159,7 @@ def auc_look(spec: ExperimentSpec, design: Design, hist: np.ndarray, looks: list
     z = diff / se if se > 0 else 0.0
     last = looks[-1]["info"] if looks else 0.0
     due = t >= 1.0 or t - last >= spec.look_every - 1e-12
-    rec = {"look": len(looks) + 1, "info": round(t, 6), "n": [int(v) for v in n], "auc": [arms[0].auc, arms[1].auc],
+    rec = {"look": len(looks) + 1, "info": t, "n": [int(v) for v in n], "auc": [arms[0].auc, arms[1].auc],
            "positives": [arms[0].positives, arms[1].positives], "diff": diff, "z": z}
     if t < 1.0:
         rec |= {"action": "keep_running", "informational": True}

@@ -12,7 +12,10 @@ The statistic
       independent of the arm), and ``V̂`` is the cluster-robust (delta-method)
       variance over buckets: per arm ``G/(G-1)·Σ_b (s_b - p̂·n_b)² / n²``
       (paired: ``Σ_b (d_b - θ̂·n_b)²`` with ``d_b`` the bucket's success
-      difference), with Satterthwaite degrees of freedom. Buckets are
+      difference), with Satterthwaite degrees of freedom. An arm whose rate is
+      exactly 0 or 1 has no residuals; it contributes ``p̃(1-p̃)/n`` with
+      ``p̃ = (s + ½)/(n + 1)`` instead (paired: McNemar's variance), so an
+      overwhelming difference is not mistaken for no information. Buckets are
       independent groups of whole entities, so outcomes correlated within an
       entity are accounted for; boundaries move to Student's t at the
       current degrees of freedom (Jennison & Turnbull 2000, §3.8).
@@ -57,6 +60,7 @@ Guardrails
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +135,9 @@ def unpaired_stat(n: np.ndarray, s: np.ndarray, variance: str) -> RateStat:
             g = np.count_nonzero(n > 0, axis=-1).astype(float)  # non-empty buckets per arm
             resid = s - p[..., None] * n
             comp = np.where(g > 1, g / np.maximum(g - 1, 1) * np.sum(resid**2, axis=-1) * inv**2, 0.0)
+            # an arm with rate exactly 0 or 1 has no residuals at all: use a smoothed binomial term there
+            smooth = (S + 0.5) / (N + 1.0)
+            comp = np.where((N > 0) & ((S == 0) | (S == N)), smooth * (1 - smooth) * inv, comp)
             var = comp.sum(-1)
             var_ci = var
             df = satterthwaite(comp, g)
@@ -157,6 +164,8 @@ def paired_stat(n: np.ndarray, s: np.ndarray, disc: np.ndarray, variance: str) -
             d_b = s[..., 1, :] - s[..., 0, :]
             resid = d_b - diff[..., None] * n
             var = np.where(g > 1, g / np.maximum(g - 1, 1) * np.sum(resid**2, axis=-1) / safe**2, 0.0)
+            # every pair discordant the same way leaves no residuals: fall back to McNemar's variance
+            var = np.where((var <= 0) & (D > 0), D / safe**2, var)
             var_ci = var
             df = np.where(g > 1, g - 1, np.inf)
     return RateStat(n=np.stack([N, N], axis=-1), successes=S, diff=diff, var=var, var_ci=var_ci, df=df)
@@ -190,7 +199,7 @@ def _f(x: Any) -> float:
 def stat_record(stat: RateStat, t: float) -> dict[str, Any]:
     """A JSON-ready snapshot of a (scalar) statistic."""
     rate = stat.rate
-    return {"info": round(float(t), 6), "n": [int(v) for v in np.asarray(stat.n)],
+    return {"info": float(t), "n": [int(v) for v in np.asarray(stat.n)],
             "rate": [None if not math.isfinite(_f(r)) else _f(r) for r in np.asarray(rate)],
             "diff": _f(stat.diff), "z": _f(stat.z), "df": None if not math.isfinite(_f(stat.df)) else _f(stat.df)}
 
@@ -209,8 +218,13 @@ def formal_look_due(spec: ExperimentSpec, n: np.ndarray, t: float, looks: list[d
 
 
 def rate_look(spec: ExperimentSpec, design: Design, stat: RateStat, looks: list[dict[str, Any]],
-              min_p: float) -> tuple[dict[str, Any], Decision, float]:
-    """One formal look: the record for the history, the decision, the updated always-valid p-value (msprt)."""
+              min_p: float, spending_z: Callable[[float], float] | None = None) -> tuple[dict[str, Any], Decision, float]:
+    """One formal look: the record for the history, the decision, the updated always-valid p-value (msprt).
+
+    ``spending_z(t)`` returns the spending boundary of a new look at ``t``; by
+    default it is recomputed from the looks' history
+    (:func:`~kindml.experiments.boundaries.next_boundary`).
+    """
     t_raw = float(np.asarray(information(design, stat.n)))
     t = min(1.0, t_raw)
     rec = stat_record(stat, t)
@@ -220,9 +234,11 @@ def rate_look(spec: ExperimentSpec, design: Design, stat: RateStat, looks: list[
     df = _f(stat.df)
     se_ci = math.sqrt(max(_f(stat.var_ci), 0.0))
     if spec.method == "gsd":
-        past_t = [lk["info"] for lk in looks]
-        past_c = [lk["spending_z"] for lk in looks]
-        raw = next_boundary(past_t, past_c, t, spec.alpha, spec.spending, design.h)
+        if spending_z is None:
+            raw = next_boundary([lk["info"] for lk in looks], [lk["spending_z"] for lk in looks], t, spec.alpha,
+                                spec.spending, design.h)
+        else:
+            raw = spending_z(t)
         c = _f(t_boundary(raw, df if math.isfinite(df) else None))
         crossed = abs(z) >= c
         rec |= {"spending_z": raw, "boundary": c, "nominal_alpha": 2 * float(ndtr(-raw)),

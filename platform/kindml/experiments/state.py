@@ -44,6 +44,7 @@ import numpy as np
 
 from kindml.experiments.assignment import ARMS, buckets_of
 from kindml.experiments.auc import auc_look, score_bins
+from kindml.experiments.boundaries import Recursion, spent
 from kindml.experiments.design import Design, design
 from kindml.experiments.errors import ExperimentError
 from kindml.experiments.sequential import (
@@ -345,6 +346,8 @@ class Experiment:
         self.decision = decision
         self.min_p = float(min_p)
         self.guardrail_p = {g.name: 1.0 for g in spec.guardrails} | dict(guardrail_p or {})
+        self._recursion: Recursion | None = None  # in memory only: the spending recursion through self.looks
+        self._recursion_looks = -1
 
     @classmethod
     def start(cls, spec: ExperimentSpec | Mapping[str, Any]) -> Experiment:
@@ -365,8 +368,22 @@ class Experiment:
         if other.looks:
             self.looks, self.decision, self.min_p = list(other.looks), other.decision, other.min_p
             self.guardrail_p = dict(other.guardrail_p)
+            self._recursion = None
 
     # ---- the statistic -----------------------------------------------------------------------
+
+    def _spending_z(self, t: float) -> float:
+        """The spending boundary of a new formal look at ``t`` (advances the recursion through it)."""
+        spec = self.spec
+        if self._recursion is None or self._recursion_looks != len(self.looks):
+            # rebuild from the history (after loading from JSON): exactly what next_boundary replays
+            self._recursion = Recursion(self.design.h)
+            for lk in self.looks:
+                self._recursion.step(float(lk["info"]), float(lk["spending_z"]))
+        before = float(spent(spec.spending, spec.alpha, self.looks[-1]["info"])) if self.looks else 0.0
+        c = self._recursion.solve(t, float(spent(spec.spending, spec.alpha, t)) - before)
+        self._recursion_looks = len(self.looks) + 1  # the look about to be appended
+        return c
 
     def _rate_stat(self, n: np.ndarray, s: np.ndarray, d: np.ndarray | None = None) -> Any:
         if self.spec.paired and d is not None:
@@ -424,7 +441,7 @@ class Experiment:
                 decision = Decision("keep_running", f"{self.spec.metric.name}: {why_not}")
                 self.decision = decision
                 return Status(decision, False, stat_record(stat, t) if min(o.per_arm) else None)
-            rec, decision, self.min_p = rate_look(self.spec, self.design, stat, self.looks, self.min_p)
+            rec, decision, self.min_p = rate_look(self.spec, self.design, stat, self.looks, self.min_p, self._spending_z)
         formal = rec is not None
         if rec is not None:
             rec["at"] = at
