@@ -137,8 +137,9 @@ def _rate_variances(spec: ExperimentSpec) -> tuple[float, float, float | None]:
     p0, p1 = spec.metric.baseline, spec.target
     q0, q1 = 1 - p0, 1 - p1
     if spec.paired:
-        v1 = p0 * q0 + p1 * q1
-        v0 = p0 * q1 + p1 * q0 if spec.variance == "binomial" else v1
+        cov = spec.agreement * math.sqrt(p0 * q0 * p1 * q1)
+        v1 = p0 * q0 + p1 * q1 - 2 * cov
+        v0 = p0 * q1 + p1 * q0 - 2 * cov if spec.variance == "binomial" else v1  # McNemar: P(discordant)
         df = float(spec.buckets - 1) if spec.variance == "cluster" else None
         return v1, v0, df
     s = spec.challenger_share
@@ -152,6 +153,7 @@ def _rate_variances(spec: ExperimentSpec) -> tuple[float, float, float | None]:
 
 def _key(spec: ExperimentSpec) -> tuple[Any, ...]:
     return (spec.metric.kind, spec.metric.baseline, spec.metric.prevalence, spec.target, spec.mode, spec.challenger_share,
+            spec.agreement,
             spec.alpha, spec.power, spec.method, spec.spending, spec.variance, spec.buckets, spec.look_every,
             spec.max_samples, spec.design_effect, spec.metric.name, spec.metric.direction)
 

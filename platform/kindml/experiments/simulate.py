@@ -218,11 +218,12 @@ def unpaired_z_binomial(stat: Any) -> np.ndarray:
 
 
 def simulate(spec: ExperimentSpec | dict[str, Any], effect: bool, sims: int, seed: int, naive: bool = False,
-             cluster: tuple[int, float] | None = None, agreement: float = 0.0) -> SimResult:
+             cluster: tuple[int, float] | None = None, agreement: float | None = None) -> SimResult:
     """``sims`` experiments of ``spec`` under A = A (``effect=False``) or at the design's effect (``effect=True``).
 
     ``cluster=(outcomes per entity, ICC)`` draws correlated outcomes per entity;
-    ``agreement`` is the correlation of the two models' outcomes in shadow mode.
+    ``agreement`` is the correlation of the two models' outcomes in shadow mode
+    (default: the spec's ``agreement``).
     """
     spec = parse_spec(spec)
     d = design(spec)
@@ -231,7 +232,8 @@ def simulate(spec: ExperimentSpec | dict[str, Any], effect: bool, sims: int, see
     per_arm, batches = batch_sizes(d, spec)
     batches += 1  # ceil() of the per-batch size can leave the horizon a hair short of 1
     if spec.paired:
-        data = paired_batches(rng, sims, batches, int(per_arm[0]), p, agreement, spec.buckets)
+        rho = spec.agreement if agreement is None else agreement
+        data = paired_batches(rng, sims, batches, int(per_arm[0]), p, rho, spec.buckets)
     elif cluster is not None:
         data = clustered_batches(rng, sims, batches, per_arm, p, spec.buckets, cluster[0], cluster[1])
     else:
@@ -251,7 +253,8 @@ SCENARIOS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("gsd, Pocock spending", {"spending": "pocock"}, {}),
     ("msprt (always valid), binomial variance", {"method": "msprt", "variance": "binomial"}, {}),
     ("canary 5 %, gsd", {"mode": "canary"}, {}),
-    ("shadow (paired), gsd, agreement 0.5", {"mode": "shadow"}, {"agreement": 0.5}),
+    ("shadow (paired), agreement 0.6 (designed with it)", {"mode": "shadow", "agreement": 0.6}, {}),
+    ("shadow (paired), agreement 0.6, designed with the default 0", {"mode": "shadow"}, {"agreement": 0.6}),
     ("clustered outcomes (10/entity, ICC 0.05), binomial variance", {"variance": "binomial", "design_effect": 1.45},
      {"cluster": (10, 0.05)}),
     ("clustered outcomes (10/entity, ICC 0.05), cluster variance", {"design_effect": 1.45}, {"cluster": (10, 0.05)}),
@@ -298,6 +301,36 @@ def design_markdown() -> str:
     return "\n".join(lines)
 
 
+OTHER_DESIGNS: list[tuple[str, dict[str, Any]]] = [
+    ("ab 50/50, gsd O'Brien-Fleming (default)", {}),
+    ("ab, gsd Pocock", {"spending": "pocock"}),
+    ("ab, mSPRT", {"method": "msprt"}),
+    ("ab, binomial variance", {"variance": "binomial"}),
+    ("canary 5 %", {"mode": "canary"}),
+    ("canary 5 %, max_samples 50,000", {"mode": "canary", "max_samples": 50_000}),
+    ("shadow (paired), agreement 0 (the conservative default)", {"mode": "shadow"}),
+    ("shadow (paired), agreement 0.6", {"mode": "shadow", "agreement": 0.6}),
+    ("ab, 10 outcomes/entity, ICC 0.05 (design_effect 1.45)", {"design_effect": 1.45}),
+    ("AUC 0.90 -> 0.91, prevalence 1 %, ab", {"metric": {"kind": "auc", "name": "auc", "baseline": 0.9, "prevalence": 0.01},
+                                              "mde": 0.01, "mde_kind": "absolute"}),
+    ("AUC 0.90 -> 0.91, prevalence 1 %, shadow", {"mode": "shadow", "mde": 0.01, "mde_kind": "absolute",
+                                                  "metric": {"kind": "auc", "name": "auc", "baseline": 0.9,
+                                                             "prevalence": 0.01}}),
+]
+
+
+def other_designs_markdown() -> str:
+    lines = ["| design (baseline 0.1, MDE +10 % unless stated) | horizon n | champion / challenger | power there "
+             "| E[n] at MDE | E[n] if no effect |",
+             "|---|---|---|---|---|---|"]
+    for label, over in OTHER_DESIGNS:
+        d = design(parse_spec({**BASE, **over}))
+        arms = "paired" if d.paired else f"{d.budget_per_arm[0]:,} / {d.budget_per_arm[1]:,}"
+        lines.append(f"| {label} | {d.budget_total:,} | {arms} | {_pct(d.power_at_budget)} | "
+                     f"{d.expected_total_effect:,.0f} | {d.expected_total_null:,.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kindml.experiments.simulate", description=__doc__.split("\n")[0])
     parser.add_argument("--sims", type=int, default=4000, help="experiments per scenario (default 4000)")
@@ -307,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     print("## Design (alpha 5 % two-sided, power 80 %, split 50/50, look every 1 % of the horizon; n = labelled "
           "outcomes over both arms)\n")
     print(design_markdown())
+    print()
+    print(other_designs_markdown())
     if not args.design_only:
         print(f"\n## Simulation ({args.sims} experiments per cell, seed {args.seed}; baseline 0.1, MDE +10 % relative)\n")
         print(simulation_table(args.sims, args.seed))

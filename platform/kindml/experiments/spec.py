@@ -26,6 +26,7 @@ Modes (``mode``)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -123,6 +124,9 @@ class ExperimentSpec(_Strict):
     min_samples: int = Field(200, ge=30, description="Labelled outcomes each arm needs before the first formal look.")
     max_samples: int | None = Field(None, ge=100,
                                     description="Budget of labelled outcomes over both arms (default: the design's).")
+    agreement: float = Field(0.0, ge=0.0, lt=1.0,
+                             description="shadow only: expected correlation of the two models' outcomes on one request "
+                                         "(0 = the independence bound, conservative); sizes the paired design.")
     design_effect: float = Field(1.0, ge=1.0, le=50.0,
                                  description="Sample-size multiplier for outcomes correlated within an entity: 1 + (m - 1)·ICC.")
     guardrails: list[GuardrailSpec] = Field(default_factory=list, max_length=8)
@@ -149,6 +153,14 @@ class ExperimentSpec(_Strict):
         if not 0.0 < target < upper:
             raise ValueError(f"baseline {self.metric.baseline} with mde {self.mde} ({self.mde_kind}) gives the challenger "
                              f"{target:.6g}, outside (0, 1): choose a smaller mde")
+        if self.agreement and self.mode != "shadow":
+            raise ValueError("agreement only applies to mode 'shadow' (both models judged on the same requests)")
+        if self.agreement and self.metric.kind == "rate":
+            p0, p1 = self.metric.baseline, target
+            p11 = p0 * p1 + self.agreement * math.sqrt(p0 * (1 - p0) * p1 * (1 - p1))
+            if p11 > min(p0, p1) + 1e-12:
+                raise ValueError(f"agreement {self.agreement} is impossible for rates {p0:.4g} and {p1:.4g} "
+                                 f"(at most {(min(p0, p1) - p0 * p1) / math.sqrt(p0 * (1 - p0) * p1 * (1 - p1)):.3f})")
         if self.metric.kind == "auc" and self.method == "msprt":
             raise ValueError("method 'msprt' applies to metric.kind 'rate'; an AUC is tested once at the horizon")
         if self.max_samples is not None and self.max_samples < 2 * self.min_samples:

@@ -42,7 +42,7 @@ def se(p: float, n: int) -> float:
     ("binomial variance", {"variance": "binomial"}, 2000, {}),
     ("Pocock spending", {"spending": "pocock"}, 2000, {}),
     ("canary 5 %", {"mode": "canary"}, 1000, {}),
-    ("shadow, paired", {"mode": "shadow"}, 2000, {"agreement": 0.5}),
+    ("shadow, paired, agreement 0.6", {"mode": "shadow", "agreement": 0.6}, 2000, {}),
 ])
 def test_false_positive_rate_under_a_equals_a_is_at_the_nominal_level(label, over, sims, kw):
     spec = spec_of(**over)
@@ -61,7 +61,8 @@ def test_naive_repeated_fixed_horizon_z_tests_peek_their_way_to_false_positives(
     assert r.false_positive_rate <= 0.07  # the sequential test on the same data
 
 
-@pytest.mark.parametrize(("over", "sims"), [({}, 2000), ({"variance": "binomial"}, 2000), ({"mode": "canary"}, 800)])
+@pytest.mark.parametrize(("over", "sims"), [({}, 2000), ({"variance": "binomial"}, 2000), ({"mode": "canary"}, 800),
+                                            ({"mode": "shadow", "agreement": 0.6}, 2000)])
 def test_power_at_the_design_effect_within_the_designed_horizon(over, sims):
     spec = spec_of(**over)
     d = design(spec)
@@ -74,6 +75,13 @@ def test_power_at_the_design_effect_within_the_designed_horizon(over, sims):
     per_arm, _ = batch_sizes(d, spec)
     assert r.stop_total.max() <= d.budget_total + per_arm.sum()  # within the horizon (plus the last batch)
     assert abs(r.stop_total.mean() - d.expected_total_effect) < 0.03 * d.budget_total  # the designed E[n]
+
+
+def test_a_shadow_design_without_the_agreement_is_conservative():
+    spec = spec_of(mode="shadow")  # agreement 0: sized as if the two models' outcomes were independent
+    r = simulate(spec, effect=True, sims=1000, seed=350, agreement=0.6)
+    assert r.power > 0.95
+    assert design(spec).budget_total > 2 * design(spec_of(mode="shadow", agreement=0.6)).budget_total
 
 
 def test_msprt_is_always_valid_but_conservative_at_a_finite_horizon():
@@ -90,12 +98,12 @@ def test_msprt_is_always_valid_but_conservative_at_a_finite_horizon():
 def test_clustered_outcomes_need_the_cluster_variance():
     # 10 outcomes per entity with intra-class correlation 0.05: design effect 1 + 9 * 0.05 = 1.45
     kw = {"cluster": (10, 0.05)}
-    naive = simulate(spec_of(variance="binomial", design_effect=1.45), effect=False, sims=2000, seed=505, **kw)
+    naive = simulate(spec_of(variance="binomial", design_effect=1.45), effect=False, sims=1000, seed=505, **kw)
     robust = simulate(spec_of(design_effect=1.45), effect=False, sims=2000, seed=506, **kw)
     assert naive.false_positive_rate > 0.09  # the binomial variance is too small by the design effect
     assert 0.03 <= robust.false_positive_rate <= 0.07
-    power = simulate(spec_of(design_effect=1.45), effect=True, sims=1000, seed=507, **kw).power
-    assert power >= 0.8 - 2.5 * se(0.8, 1000)
+    power = simulate(spec_of(design_effect=1.45), effect=True, sims=800, seed=507, **kw).power
+    assert power >= 0.8 - 2.5 * se(0.8, 800)
 
 
 def _feed(spec, batches, i: int) -> Experiment:
@@ -115,7 +123,7 @@ def _feed(spec, batches, i: int) -> Experiment:
 
 
 @pytest.mark.parametrize("over", [{}, {"variance": "binomial"}, {"method": "msprt", "variance": "binomial"},
-                                  {"mode": "shadow"}])
+                                  {"mode": "shadow", "agreement": 0.6}])
 def test_the_live_experiment_takes_the_simulators_decisions(over):
     spec = spec_of(**over)
     d = design(spec)
@@ -124,7 +132,7 @@ def test_the_live_experiment_takes_the_simulators_decisions(over):
     per_arm, k = batch_sizes(d, spec)
     p = (spec.metric.baseline, spec.metric.baseline + 0.8 * spec.effect)  # some promote early, some run out
     if spec.paired:
-        batches = list(paired_batches(rng, sims, k + 1, int(per_arm[0]), p, 0.3, spec.buckets))
+        batches = list(paired_batches(rng, sims, k + 1, int(per_arm[0]), p, 0.6, spec.buckets))
     else:
         batches = list(independent_batches(rng, sims, k + 1, per_arm, p, spec.buckets))
     sim = run(spec, iter(batches), sims)

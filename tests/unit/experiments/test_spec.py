@@ -62,6 +62,8 @@ def error_of(data) -> ExperimentError:
     ({"guardrails": [{"name": "errors", "min_increase": 0.01}, {"name": "errors", "min_increase": 0.02}]}, "(spec)",
      "unique"),
     ({"guardrails": [{"name": "errors"}]}, "guardrails.0.min_increase", "required field is missing"),
+    ({"agreement": 0.5}, "(spec)", "only applies to mode 'shadow'"),
+    ({"mode": "shadow", "agreement": 0.99}, "(spec)", "impossible for rates"),
 ])
 def test_bad_input_names_the_field(over, field, words):
     err = error_of({**GOOD, **over})
