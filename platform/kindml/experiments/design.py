@@ -119,7 +119,10 @@ def t_boundary(c: float | np.ndarray, df: float | np.ndarray | None) -> float | 
     if df is None:
         return c
     df_arr = np.asarray(df, dtype=float)
-    out = np.where(np.isfinite(df_arr) & (df_arr > 0), student_t.isf(norm.sf(c), np.maximum(df_arr, 1.0)), c)
+    tail = norm.sf(c)
+    # an extreme early boundary whose tail underflows float64 stays as it is (never infinite)
+    ok = np.isfinite(df_arr) & (df_arr > 0) & (tail > 0)
+    out = np.where(ok, student_t.isf(np.where(tail > 0, tail, 0.5), np.maximum(df_arr, 1.0)), c)
     return float(out) if np.ndim(out) == 0 else out
 
 

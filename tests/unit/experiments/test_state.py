@@ -150,6 +150,22 @@ def test_state_is_bounded_json_and_resumes_to_the_same_path():
     assert abs(len(json.dumps(small.to_dict())) - len(json.dumps(a.outcomes.to_dict()))) < 2_000
 
 
+def test_extreme_early_boundaries_stay_finite_and_json_safe():
+    # look_every 0.0025: the first O'Brien-Fleming boundary's tail underflows float64
+    exp = Experiment.start(spec_of(mde=0.1, look_every=0.0025, min_samples=30))
+    rng = np.random.default_rng(6)
+    uid = 0
+    while not exp.looks:
+        w = Outcomes.empty(exp.spec)
+        ids, arm, ok = traffic(rng, 100, uid)
+        uid += 100
+        w.record_many(arm, ok, ids)
+        exp.add(w)
+        exp.look()
+    assert np.isfinite(exp.looks[0]["boundary"]) and exp.looks[0]["boundary"] >= 40
+    Experiment.from_json(exp.to_json())
+
+
 def test_a_final_decision_is_final_and_the_path_is_reported():
     exp = Experiment.start(spec_of(mde=0.3))
     run_to_the_end(exp, np.random.default_rng(9), (0.1, 0.16))
