@@ -382,3 +382,59 @@ def clear_alias(env: RuntimeEnv, reg: RegistryConfig, name: str, alias: str, rea
                       details={"alias": alias, "from_version": old, "to_version": None})]
         t.version = old
         return _apply(t, lambda c: c.alias(alias, None, old), audit.batch(specs), "unalias", f"@{alias} of {name} removed (was v{old})")
+
+
+# --------------------------------------------------------------------------- an experiment's decision
+
+EXPERIMENT = "experiment"  # who, for what an experiment's sequential test decides
+
+
+def experiment_decided(env: RuntimeEnv, reg: RegistryConfig, ref: str, action: str, why: str, *, experiment: str,
+                       details: dict[str, Any] | None = None, run_id: str | None = None) -> Outcome:
+    """Act on an experiment's final decision about the challenger ``NAME@VERSION``, recorded as ``experiment_decision``.
+
+    ``promote``: the challenger becomes the champion — unless ``registry.require_approval`` is on, then it gets
+    ``staging`` and waits for a person (the same rule as the register stage). ``rollback`` and
+    ``stop_for_futility``: the champion stays. Either way the ``challenger`` alias is released.
+    """
+    if action not in ("promote", "rollback", "stop_for_futility"):
+        raise UsageError(f"{action!r} is not a final experiment decision", "Act only on promote, rollback or stop_for_futility.")
+    name, version = parse_version_ref(ref)
+    why = audit.check_reason(why, "an experiment decision")
+    log_ = audit.AuditLog.of(env)
+    with log_.lock():
+        t = _target(env, name, version)
+        champion = t.aliases.get(reg.champion_alias)
+        challenger = t.aliases.get(reg.challenger_alias)
+        staging = t.aliases.get(reg.staging_alias)
+        promote = action == "promote"
+        if promote and champion == version:
+            raise RegistryError(f"{name} v{version} is already the champion", f"Nothing to do; `kindml models history {name}` shows how.")
+        waits = promote and reg.require_approval
+        outcome = ("promoted: it is @" + reg.champion_alias if promote and not waits
+                   else f"promote, but registry.require_approval is on: it gets @{reg.staging_alias} and waits for approval" if waits
+                   else f"{action}: the champion v{champion or '-'} stays")
+        specs: list[dict[str, Any]] = [dict(
+            kind="experiment_decision", model=name, version=version, who=EXPERIMENT, via="experiment", run_id=run_id or t.run_id, why=why,
+            details={"experiment": experiment, "decision": action, "champion_before": champion, "outcome": outcome, **(details or {})})]
+        if promote and not waits:
+            specs.append(dict(kind="alias_move", model=name, version=version, who=EXPERIMENT, via="experiment", run_id=run_id or t.run_id,
+                              why=why, details={"alias": reg.champion_alias, "from_version": champion, "to_version": version}))
+        if waits and staging != version:
+            specs.append(dict(kind="alias_move", model=name, version=version, who=EXPERIMENT, via="experiment", run_id=run_id or t.run_id,
+                              why=why, details={"alias": reg.staging_alias, "from_version": staging, "to_version": version}))
+        if challenger == version:
+            specs.append(dict(kind="alias_move", model=name, version=version, who=EXPERIMENT, via="experiment", run_id=run_id or t.run_id,
+                              why=why, details={"alias": reg.challenger_alias, "from_version": version, "to_version": None}))
+
+        def change(c: _Changes) -> None:
+            if promote and not waits:
+                c.tag(version, STATUS_TAG, AUTO if t.status in (AUTO, PENDING) else t.status, t.tags.get(STATUS_TAG))
+                c.alias(reg.champion_alias, version, champion)
+            if waits and staging != version:
+                c.tag(version, STATUS_TAG, PENDING, t.tags.get(STATUS_TAG))
+                c.alias(reg.staging_alias, version, staging)
+            if challenger == version:
+                c.alias(reg.challenger_alias, None, challenger)
+
+        return _apply(t, change, audit.batch(specs), f"experiment_{action}", f"experiment {experiment}: {name} v{version} {outcome}")
