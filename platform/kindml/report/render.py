@@ -25,6 +25,8 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunData], str]], ...] = (
     ("audit", "Approvals and audit trail", sections.audit),
     ("serving", "Serving latency", sections.serving),
     ("drift", "Drift per feature", sections.drift),
+    ("quality", "Model quality (delayed labels)", sections.model_quality),
+    ("experiment", "Experiment", sections.experiment),
     ("alerts", "Alerts fired", sections.alerts),
     ("benchmarks", "Benchmarks", sections.benchmarks),
 )

@@ -557,3 +557,109 @@ def quality_text(q: Any) -> str:
         if f"{k}_delta" in q and svg.finite(v):
             return f"{k} {num(v)} (Δ {num(q[f'{k}_delta'])})"
     return short(", ".join(f"{k}={num(v)}" for k, v in q.items() if svg.finite(v)), 60)
+
+
+# ---------------------------------------------------------------- model quality (delayed labels)
+def model_quality(data: RunData) -> str:
+    """Realised quality on delayed labels (outcomes joined to logged predictions) against the holdout score, over time."""
+    mon = data.get("monitor") or {}
+    q = mon.get("quality") or data.summary.get("quality")
+    if not q:
+        return why_missing(data, "monitor", "realised-quality measurements")
+    fb = q.get("feedback")
+    if not fb:
+        return note(q.get("note") or "No delayed labels were sent during this run.", "info")
+    realised: dict[str, float] = q.get("realised") or {}
+    reference: dict[str, float] = q.get("reference") or {}
+    fired = q.get("quality_alert_fired")
+    out = []
+    shift = q.get("concept_shift")
+    if fired:
+        out.append(note("KindmlQualityDegraded fired: realised quality on labelled outcomes fell below the version's holdout score "
+                        "(`kindml monitor watch` retrains on it).", "warn"))
+    elif shift:
+        out.append(note(f"Concept shift {num(shift)} was replayed but no quality alert fired while the stage watched.", "info"))
+    else:
+        out.append(note("No quality alert fired: realised quality stayed near the holdout score.", "ok"))
+    out.append(cards([
+        ("outcomes joined", num(fb.get("joined")), f"of {num(fb.get('sent'))} sent" if fb.get("sent") is not None else ""),
+        ("unknown ids", num(len(fb.get("unknown") or [])) if isinstance(fb.get("unknown"), list) else num(fb.get("unknown")), ""),
+        ("concept shift", num(shift), "label relationship change of the late traffic"),
+        ("quality alert", "fired" if fired else "no", ""),
+    ]))
+    body = []
+    for key in sorted(realised):
+        variant, _, metric = key.partition(":")
+        ref = reference.get(metric)
+        delta = realised[key] - ref if isinstance(ref, int | float) else None
+        body.append([esc(variant or "-"), esc(metric), num(realised[key]), num(ref), num(delta)])
+    if body:
+        out.append(table(["variant", "metric", "realised (newest window)", "holdout (evaluate)", "difference"], body, numeric=[2, 3, 4],
+                         caption="realised quality on the labelled window at the end of the run vs the offline holdout score"))
+    series = (q.get("series") or {}).get("series") or {}
+    charts = []
+    for metric in sorted({k.partition(":")[2] for k in series}):
+        ss = [svg.Series(k.partition(":")[0] or "-", [p[0] for p in pts], [p[1] for p in pts], svg.PALETTE[i % len(svg.PALETTE)])
+              for i, (k, pts) in enumerate(sorted(series.items())) if k.partition(":")[2] == metric]
+        ref = reference.get(metric)
+        charts.append(svg.line_chart(ss, title=metric, x_label="seconds", y_label=metric, width=420, height=220,
+                                     hlines=[svg.HLine(float(ref), "holdout")] if isinstance(ref, int | float) else []))
+    if charts:
+        out.append(f"<h3>realised quality over time (from Prometheus, every {num((q.get('series') or {}).get('step_s'))} s)</h3>")
+        out.append(grid(charts, "grid three"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- experiment (A/B, canary, shadow)
+def experiment(data: RunData) -> str:
+    """The champion/challenger experiment the run started or fed: design, assignment, metric per variant, path, decision."""
+    mon = data.get("monitor") or {}
+    exp = mon.get("experiment") or data.summary.get("experiment")
+    if not exp:
+        reg = data.get("registered") or {}
+        if (reg.get("promotion") or {}).get("experiment"):
+            return why_missing(data, "monitor", "experiment record")
+        return note("No experiment in this run (the register stage promoted directly; `registry.promotion: experiment` or "
+                    "`kindml experiment start` runs one).", "info")
+    dec = exp.get("decision") or {}
+    action = dec.get("action", "keep_running")
+    kind = {"promote": "ok", "rollback": "error", "stop_for_futility": "info"}.get(action, "info")
+    out = [note(f"Decision: {action.replace('_', ' ')}. {dec.get('reason', '')}", kind)]
+    if exp.get("applied"):
+        out.append(note(f"Applied: {exp['applied'].get('message')}", "ok"))
+    per_arm = exp.get("outcomes_per_arm") or {}
+    out.append(cards([
+        ("mode", esc(exp.get("mode")), f"challenger share {pct(exp.get('split'))}"),
+        ("champion", f"v{esc((exp.get('champion') or {}).get('version'))}", f"{num(per_arm.get('champion'))} labelled outcomes"),
+        ("challenger", f"v{esc((exp.get('challenger') or {}).get('version'))}", f"{num(per_arm.get('challenger'))} labelled outcomes"),
+        ("metric", esc(exp.get("metric")), ""),
+    ]))
+    design = exp.get("design") or {}
+    if exp.get("design_text"):
+        out.append(f"<pre>{esc(exp['design_text'])}</pre>")
+    path = exp.get("path") or []
+    cur = exp.get("current") or {}
+    rates = cur.get("rate") or [None, None]
+    ci = cur.get("ci") or (path[-1].get("ci") if path else None)
+    out.append(table(["variant", "labelled outcomes", exp.get("metric") or "rate", "difference (challenger - champion)", "interval"],
+                     [["champion", num(per_arm.get("champion")), num(rates[0]), "", ""],
+                      ["challenger", num(per_arm.get("challenger")), num(rates[1]), num(cur.get("diff")),
+                       esc(f"[{num(ci[0])}, {num(ci[1])}]") if ci else "-"]],
+                     numeric=[1, 2, 3], caption="the metric per variant now; the interval is valid across all looks (repeated confidence interval)"))
+    if path:
+        xs = [float(lk.get("info", 0.0)) for lk in path]
+        chart = svg.line_chart([svg.Series("Z", xs, [lk.get("z") for lk in path], svg.PALETTE[0], markers=True),
+                                svg.Series("upper boundary", xs, [lk.get("boundary") for lk in path], svg.PALETTE[3], dash=True),
+                                svg.Series("lower boundary", xs, [-float(lk["boundary"]) if svg.finite(lk.get("boundary")) else None for lk in path],
+                                           svg.PALETTE[3], dash=True)],
+                               title="sequential test: Z at each formal look vs the stopping boundaries", x_label="information fraction",
+                               y_label="Z", width=640, height=260)
+        out.append(chart)
+        out.append(table(["look", "information", "n champion", "n challenger", "Z", "boundary", "action"],
+                         [[num(lk.get("look")), num(lk.get("info")), num((lk.get("n") or [None, None])[0]), num((lk.get("n") or [None, None])[1]),
+                           num(lk.get("z")), num(lk.get("boundary")), esc(lk.get("action"))] for lk in path[-20:]],
+                         numeric=range(0, 6), caption="the newest formal looks"))
+    elif design:
+        out.append(note(f"No formal look yet: the first needs {num(exp.get('min_samples') or 200)} labelled outcomes per arm; the design "
+                        f"needs {num(design.get('budget_total'))} in all.", "info"))
+    return "".join(out)
