@@ -343,7 +343,7 @@ class TextKit(ModelKit):
         return ExplainSpec(columns=["plan", "account_age_days"],
                            groups={"ticket_history": ["ticket_count_7d", "ticket_count_30d", "days_since_last_ticket"],
                                    "recent_intents": list(SHARE_FEATURES)},
-                           text="text", mask_token="[MASK]", max_words=32, samples=4,
+                           text="text", mask_token="[MASK]", max_words=32, samples=6,
                            importance_rows=40, importance_background=10, importance_samples=1)
 
     def project(self, embedding: np.ndarray) -> np.ndarray:

@@ -93,6 +93,37 @@ def test_sampled_values_add_up_are_seeded_and_leave_the_torch_generator_alone() 
         assert r.values.sum() == pytest.approx(r.prediction - r.base_value, abs=1e-6)
 
 
+def test_one_antithetic_pair_is_exact_when_players_interact_only_in_pairs() -> None:
+    """f = x0·x1 + x2·x3 − x1·x4 + x5: two orders (an order and its reverse) give the exact Shapley values (all 720
+    orders, computed here by brute force); two independent random orders do not."""
+    import itertools
+
+    rng = np.random.default_rng(4)
+    names = [f"c{j}" for j in range(6)]
+    bg = {n: rng.normal(size=8) for n in names}
+    row = {n: np.array([rng.normal() + 1.0]) for n in names}
+
+    def predict(c: dict[str, np.ndarray]) -> np.ndarray:
+        x = [np.asarray(c[n], float) for n in names]
+        return x[0] * x[1] + x[2] * x[3] - x[1] * x[4] + x[5]
+
+    game, _ = column_game(predict, row, bg, [[n] for n in names])
+    exact = np.zeros(6)
+    orders = list(itertools.permutations(range(6)))
+    for order in orders:
+        mask = np.zeros((7, 6), dtype=bool)
+        for i, p in enumerate(order):
+            mask[i + 1:, p] = True
+        v = game(mask)
+        for i, p in enumerate(order):
+            exact[p] += (v[i + 1] - v[i]) / len(orders)
+    pair = shapley_values(game, 6, samples=2, seed=0)
+    np.testing.assert_allclose(pair.values, exact, atol=1e-6)
+    independent = shapley_values(game, 6, samples=2, seed=0, antithetic=False)
+    assert not np.allclose(independent.values, exact, atol=1e-3)
+    assert independent.values.sum() == pytest.approx(exact.sum(), abs=1e-6)  # both add up
+
+
 def test_word_game_on_an_additive_text_model_returns_the_word_weights() -> None:
     weights = {"refund": 0.5, "money": 0.2, "[MASK]": 0.0}
     parts = spans("please refund my money now", 32)

@@ -8,10 +8,12 @@ with a fixed budget (:class:`~kindml.explain.spec.ExplainSpec`):
 
 - tabular kits: ``samples × players + 3`` coalitions (captum adds the two ends, we
   evaluate them once more for the answer), each averaged over
-  ``request_background`` rows: e.g. fraud's 26 players, 4 orders, 100 rows =
-  10,700 model rows;
+  ``request_background`` rows: e.g. fraud's 26 players, 10 orders, 100 rows =
+  26,300 model rows;
 - text kits: ``samples × spans + 3`` masked texts, one model row each (at most
-  ``max_words`` spans).
+  ``max_words`` spans; the text kit uses 6 orders).
+
+Measured latency and sampling error per budget: ``benchmarks/explain/results.md``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class Explainer:
         for i, index in enumerate(indices):
             game, n_bg = column_game(self.predict_fn(index), {c: v[i:i + 1] for c, v in cols.items()}, background,
                                      [cs for _, cs in players])
-            attr = shapley_values(game, len(players), samples, self.seed + i, batch=max(1, ROWS_PER_CALL // n_bg))
+            attr = shapley_values(game, len(players), samples, self.seed + i, batch=max(1, ROWS_PER_CALL // n_bg), ends=False)
             values[i] = attr.values
             rows_run += attr.coalitions * n_bg
         return [name for name, _ in players], values, rows_run

@@ -45,8 +45,8 @@ class ExplainSpec:
     """Columns a request carries that training rows do not have, computed from a training frame (e.g. ``hour``)."""
     max_words: int = 32
     """A longer text is split into at most this many contiguous spans of words (the players)."""
-    samples: int = 4
-    """Permutations per explained request row (the budget: ``samples × players + 1`` coalitions)."""
+    samples: int = 10
+    """Orders (permutations, in antithetic pairs) per explained request row: ``samples × players + 3`` coalitions."""
     background_rows: int = 100
     """Rows of the stored background sample."""
     request_background: int = 100
