@@ -311,6 +311,17 @@ def test_a_bundle_without_background_has_no_explainer(linear_bundle: dict[str, A
         Explainer(plain, session, None)
 
 
+def test_load_explainer_needs_captum_and_can_warm_it_up(linear_bundle: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    kit, session, folder = linear_bundle["kit"], linear_bundle["session"], linear_bundle["folder"]
+    warmed = load_explainer(folder, kit, session, warm=True)
+    assert isinstance(warmed, Explainer)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "captum" else real(name, *a))
+    assert load_explainer(folder, kit, session) is None  # the optional extra is missing: :explain answers 501
+
+
 def test_global_importance_ranks_inputs_by_mean_absolute_attribution(linear_bundle: dict[str, Any], tmp_path: Path) -> None:
     kit, w = linear_bundle["kit"], linear_bundle["weights"]
     explainer = Explainer.from_bundle(linear_bundle["folder"], kit, linear_bundle["session"])

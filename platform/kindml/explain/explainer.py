@@ -8,7 +8,7 @@ with a fixed budget (:class:`~kindml.explain.spec.ExplainSpec`):
 
 - tabular kits: ``samples × players + 3`` coalitions (captum adds the two ends, we
   evaluate them once more for the answer), each averaged over
-  ``request_background`` rows: e.g. fraud's 26 players, 10 orders, 100 rows =
+  ``request_background`` rows: e.g. 26 players, 10 orders, 100 rows =
   26,300 model rows;
 - text kits: ``samples × spans + 3`` masked texts, one model row each (at most
   ``max_words`` spans; the text kit uses 6 orders).

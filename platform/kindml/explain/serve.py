@@ -18,8 +18,11 @@ Explanations do not feed the drift monitor and are not counted as predictions.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +37,26 @@ log = logging.getLogger(__name__)
 BODY_KEYS = ("instances", "target")
 
 
-def load_explainer(folder: Path, kit: Any, session: Any) -> Explainer | None:
-    """The explainer of a served bundle, or None (logged) when the version has none: exported before
-    explanations existed, or its kit declares none. Cheap: reads the background sample only."""
+def load_explainer(folder: Path, kit: Any, session: Any, warm: bool = False) -> Explainer | None:
+    """The explainer of a served bundle, or None (logged: ``:explain`` then answers 501) when the version has none —
+    exported before explanations existed, its kit declares none, or captum is not installed.
+
+    Cheap: reads the background sample only. torch and captum (+~230 MiB RSS, 2-3 s of CPU) load at the first
+    explanation, or at once in a background thread with ``warm``."""
     if kit.explanation() is None:
         log.info("model kit %s declares no explanation: :explain answers 501", type(kit).__name__)
         return None
+    if importlib.util.find_spec("captum") is None:
+        log.warning("captum is not installed: :explain answers 501 (pip install 'kindml[explain]')")
+        return None
     try:
-        return Explainer.from_bundle(Path(folder), kit, session)
+        explainer = Explainer.from_bundle(Path(folder), kit, session)
     except ExplanationError as exc:
         log.warning("no explanations for %s: %s (%s)", folder, exc.message, exc.hint)
         return None
+    if warm:
+        threading.Thread(target=importlib.import_module, args=("captum.attr",), name="kindml-explain-warm", daemon=True).start()
+    return explainer
 
 
 def request_columns(signature: Any, parsed: Any, features: Any | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -60,8 +72,9 @@ def explain_payload(payload: Any, signature: Any, explainer: Explainer | None, f
     """Answer one ``:explain`` request; a :class:`RequestError` (HTTP 400) for anything the caller can fix,
     ``NotImplementedError`` (HTTP 501) when the served version has no explanations."""
     if explainer is None:
-        raise NotImplementedError("this model version has no explanations (exported without explain_background.parquet, "
-                                  "or its model kit declares none): re-export it with a kindml that writes them")
+        raise NotImplementedError("this model version has no explanations here (the predictor's log says why: no "
+                                  "explain_background.parquet in the bundle — re-export it —, a model kit without explanation(), "
+                                  "or captum not installed — pip install 'kindml[explain]')")
     target = None
     if isinstance(payload, dict):
         unknown = [k for k in payload if k not in BODY_KEYS]
