@@ -161,11 +161,16 @@ class FraudWorld:
         end: datetime,
         drift: DriftSpec | None = None,
         stream: int = 0,
+        concept: float = 0.0,
     ) -> pd.DataFrame:
         """Draw ``n`` transactions with timestamps in ``[start, end)``.
 
         ``stream`` selects an independent random stream, so history (0) and
-        live traffic (1, 2, ...) never repeat each other.
+        live traffic (1, 2, ...) never repeat each other. ``concept`` (0..1)
+        shifts the *label relationship* only: the same stream draws the same
+        transactions, but night, foreign and risky-category spending stop
+        marking fraud while grocery and contactless card-present fraud appear
+        (a fraud ring switching tactics) — quality drops with no input drift.
         """
         drift = drift or DriftSpec()
         rng = np.random.default_rng([self.seed, 10 + stream])
@@ -220,15 +225,17 @@ class FraudWorld:
         # the label
         age_days = (ts - created[acct]) / day_ns
         surprise = np.maximum(0.0, z + z_tail + drift.amount_shift)
+        c = float(np.clip(concept, 0.0, 1.0))
         logit = (
             _INTERCEPT
-            + 2.0 * surprise
-            + 1.3 * _CAT_RISK[cat]
-            + 1.4 * night
+            + 2.0 * surprise * (1.0 - 0.8 * c)
+            + 1.3 * _CAT_RISK[cat] * (1.0 - c)
+            + 1.4 * night * (1.0 - c)
             + 0.9 * online
-            + 2.0 * foreign
+            + 2.0 * foreign * (1.0 - 0.8 * c)
             + 1.4 * (age_days < 30)
             + 1.6 * new_merchant
+            + c * (3.2 * (cat == CATEGORIES.index("grocery")) + 2.2 * (channel == 2))
             + rng.normal(0.0, 0.3, n)
         )
         is_fraud = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
@@ -286,9 +293,9 @@ def generate_history(world: FraudWorld, rows: int, drift: DriftSpec | None = Non
     return world.transactions(rows, world.start, world.end, drift=drift, stream=0 if drift is None else 5)
 
 
-def generate_live(world: FraudWorld, rows: int, drift: DriftSpec | None, days: int = 1, stream: int = 1) -> pd.DataFrame:
-    """Traffic after the history window (what a deployed model will see)."""
-    return world.transactions(rows, world.end, world.end + timedelta(days=days), drift=drift, stream=stream)
+def generate_live(world: FraudWorld, rows: int, drift: DriftSpec | None, days: int = 1, stream: int = 1, concept: float = 0.0) -> pd.DataFrame:
+    """Traffic after the history window (what a deployed model will see); ``concept`` shifts the labels only."""
+    return world.transactions(rows, world.end, world.end + timedelta(days=days), drift=drift, stream=stream, concept=concept)
 
 
 def corrupt(df: pd.DataFrame, rate: float, seed: int, max_amount: float = 25_000.0,

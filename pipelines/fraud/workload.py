@@ -135,16 +135,16 @@ class FraudWorkload(Workload):
 
     # --- live traffic ------------------------------------------------------------------------------
 
-    def live(self, n: int, drift: float, stream: int) -> pd.DataFrame:
+    def live(self, n: int, drift: float, stream: int, concept: float = 0.0) -> pd.DataFrame:
         """Labelled transactions after the history window (what a deployed model will see)."""
         from kindml.pipelines.fraud.data import DriftSpec, generate_live
 
-        return generate_live(self.world(), n, DriftSpec.from_severity(drift) if drift > 0 else None, stream=stream)
+        return generate_live(self.world(), n, DriftSpec.from_severity(drift) if drift > 0 else None, stream=stream, concept=concept)
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         from kindml.pipelines.fraud.serving import FraudSignature
 
-        return FraudSignature([], 0.5).instances(self.live(n, drift, stream))
+        return FraudSignature([], 0.5).instances(frame)
 
 
 WORKLOAD = FraudWorkload

@@ -51,6 +51,9 @@ _PLAN_PRIOR = np.array([
 _FOLLOW_UP = {"delivery_status": {"refund_request": 0.35, "delivery_status": 0.15}, "billing_question": {"refund_request": 0.15,
               "cancel_subscription": 0.15}, "login_problem": {"login_problem": 0.25, "bug_report": 0.1}, "bug_report": {"bug_report": 0.2,
               "feature_request": 0.1}, "refund_request": {"cancel_subscription": 0.2}}
+# concept shift: the same texts now mean another intent
+_CONCEPT = {"refund_request": "cancel_subscription", "billing_question": "refund_request", "delivery_status": "change_address",
+            "login_problem": "bug_report"}
 _DRIFT_MIX = np.array([0.04, 0.30, 0.03, 0.08, 0.40, 0.06, 0.03, 0.06])
 GENERIC_SHARE = 0.08
 
@@ -186,9 +189,14 @@ class TicketWorld:
     def start(self) -> datetime:
         return self.end - timedelta(days=self.days)
 
-    def tickets(self, n: int, start: datetime, end: datetime, drift: float = 0.0, stream: int = 0) -> pd.DataFrame:
-        """``n`` tickets in ``[start, end)``, each customer's intents following its plan and its own previous ticket."""
+    def tickets(self, n: int, start: datetime, end: datetime, drift: float = 0.0, stream: int = 0, concept: float = 0.0) -> pd.DataFrame:
+        """``n`` tickets in ``[start, end)``, each customer's intents following its plan and its own previous ticket.
+
+        ``concept`` (0..1) changes what the same texts *mean*, not the texts: after a policy change a share of refund,
+        billing and delivery tickets are handled (labelled) as cancellations, refunds and address changes.
+        """
         rng = np.random.default_rng([self.seed, 12, stream])
+        relabel = np.random.default_rng([self.seed, 13, stream]).random(n) < float(np.clip(concept, 0.0, 1.0))  # its own stream
         created = self.customers["created_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
         t0, t1 = pd.Timestamp(start).value, pd.Timestamp(end).value
         open_from = np.maximum(created, t0)
@@ -225,7 +233,7 @@ class TicketWorld:
                 if attempt == 7:
                     text = f"{text} (ref {int(rng.integers(10_000, 99_999))})"
             seen.add((c, text))
-            intents[i], texts[i] = intent, text
+            intents[i], texts[i] = _CONCEPT.get(intent, intent) if relabel[i] else intent, text
             prev[c] = intent
         df = pd.DataFrame({
             "customer_id": self.customers["customer_id"].to_numpy()[cust],
@@ -252,8 +260,8 @@ def generate_history(world: TicketWorld, rows: int, drift: float = 0.0) -> pd.Da
     return world.tickets(rows, world.start, world.end, drift=drift, stream=0 if drift == 0 else 5)
 
 
-def generate_live(world: TicketWorld, rows: int, drift: float, days: int = 1, stream: int = 1) -> pd.DataFrame:
-    return world.tickets(rows, world.end, world.end + timedelta(days=days), drift=drift, stream=stream)
+def generate_live(world: TicketWorld, rows: int, drift: float, days: int = 1, stream: int = 1, concept: float = 0.0) -> pd.DataFrame:
+    return world.tickets(rows, world.end, world.end + timedelta(days=days), drift=drift, stream=stream, concept=concept)
 
 
 def corrupt(df: pd.DataFrame, rate: float, seed: int, kinds: tuple[str, ...] | list[str] = CORRUPTION_KINDS) -> tuple[pd.DataFrame, dict[str, Any]]:

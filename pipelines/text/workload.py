@@ -144,15 +144,20 @@ class TextWorkload(Workload):
 
     # --- live traffic ----------------------------------------------------------------------------
 
-    def live(self, n: int, drift: float, stream: int) -> pd.DataFrame:
+    def live(self, n: int, drift: float, stream: int, concept: float = 0.0) -> pd.DataFrame:
         from kindml.pipelines.text.data import generate_live
 
-        return generate_live(self.world(), n, drift, stream=stream)
+        return generate_live(self.world(), n, drift, stream=stream, concept=concept)
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
-        df = self.live(n, drift, stream)
-        return [{"text": str(r["text"]), "customer_id": int(r["customer_id"]), "channel": str(r["channel"])}
-                for r in df[["text", "customer_id", "channel"]].to_dict(orient="records")]
+    def requests(self, df: pd.DataFrame) -> list[dict[str, Any]]:
+        return [
+            {
+                "text": str(r["text"]),
+                "customer_id": int(r["customer_id"]),
+                "channel": str(r["channel"]),
+            }
+            for r in df[["text", "customer_id", "channel"]].to_dict(orient="records")
+        ]
 
 
 WORKLOAD = TextWorkload

@@ -162,8 +162,8 @@ class TabularWorkload(Workload):
 
     # --- traffic ---------------------------------------------------------------------------------------------------
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
-        return TabularSignature(self, None).instances(self.live(n, drift, stream))
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return TabularSignature(self, None).instances(frame)
 
 
 class TabularKit(ModelKit):

@@ -70,7 +70,8 @@ def test_registered_with_lineage_tokenizer_and_quantization(run) -> None:  # typ
     tags = json.loads(res.stdout)["tags"]
     assert tags["kindml.workload"] == "text" and tags["kindml.feast_feature_service"] == "ticket_intent_v1"
     assert tags["kindml.gate_metric"] == "macro_f1" and float(tags["kindml.macro_f1"]) > 0.75
-    assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_int8_dynamic")
+    assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_fused_fp32", "ort_int8_dynamic", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq")
+    assert tags["kindml.quantization.metric"] == "macro_f1_drop" and float(tags["kindml.quantization.quality_loss"]) <= 0.01
     bundle = run["home"] / "serving" / "models" / "ticket-intent" / "1"
     assert (bundle / "tokenizer.json").is_file() and (bundle / "text_preprocessing.json").is_file()  # the tokenizer travels with the model
 

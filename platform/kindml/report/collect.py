@@ -11,6 +11,7 @@ and its section says so instead of failing):
   (the newest of each, as a resumed run may hold several pipeline roots);
 - the model registry (MLflow): every version of the run's model with its lineage tags, and the
   global importance of the version this run's is compared with (the champion it was gated against);
+- the audit log of the run's model (the workspace's ``registry/audit.jsonl`` and the registry's copy);
 - the newest ``benchmarks/results/*.json`` of the benchmark suite.
 """
 
@@ -63,6 +64,7 @@ class RunData:
     artifacts: dict[str, Any] = field(default_factory=dict)  # key of ARTIFACTS -> parsed JSON
     timeline: list[StageSpan] = field(default_factory=list)
     versions: list[dict[str, Any]] | None = None  # registry versions of the run's model, oldest first
+    audit: list[dict[str, Any]] | None = None  # the audit log of the run's model (kindml.audit), oldest first
     benchmark: dict[str, Any] | None = None
     benchmark_path: Path | None = None
     importance_other: dict[str, Any] | None = None  # {"version", "role", "doc"}: the version this run's importance is compared with
@@ -255,12 +257,27 @@ def default_benchmark_dirs() -> list[Path]:
     return dirs
 
 
+def audit_events(workspace: Path, tracking_uri: str, model_name: str, notes: list[str]) -> list[dict[str, Any]] | None:
+    """The audit log of ``model_name`` (oldest first), or None (with a note) when it cannot be read."""
+    try:
+        from kindml.audit import AuditLog
+
+        h = AuditLog(workspace, tracking_uri).history(model_name)
+    except Exception as exc:  # the report shows what it has
+        log.debug("audit log read failed", exc_info=True)
+        notes.append(f"cannot read the audit log of {model_name}: {type(exc).__name__}: {exc}")
+        return None
+    notes.extend(h.problems)
+    return h.events
+
+
 def collect(
     run_dir: Path,
     tracking_uri: str | None = None,
     benchmarks: list[Path] | None = None,
+    workspace: Path | None = None,
 ) -> RunData:
-    """Read a run folder (and, if given, the registry and benchmark results) into a :class:`RunData`."""
+    """Read a run folder (and, if given, the registry, the audit log of ``workspace`` and benchmark results) into a :class:`RunData`."""
     notes: list[str] = []
     summary_path = run_dir / "summary.json"
     summary = _read_json(summary_path, notes) if summary_path.is_file() else None
@@ -280,6 +297,8 @@ def collect(
         data.versions = registry_versions(tracking_uri, model_name, notes, (alias,))
         if data.get("importance"):
             data.importance_other = other_importance(data, tracking_uri, model_name, alias, notes)
+        if workspace is not None:
+            data.audit = audit_events(workspace, tracking_uri, model_name, notes)
     if benchmarks:
         data.benchmark, data.benchmark_path = latest_benchmark(benchmarks, notes)
     return data

@@ -23,6 +23,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunData], str]], ...] = (
     ("evaluation", "Evaluation", sections.evaluation),
     ("registry", "Model versions and lineage", sections.registry),
     ("importance", "Feature importance", sections.importance),
+    ("audit", "Approvals and audit trail", sections.audit),
     ("serving", "Serving latency", sections.serving),
     ("drift", "Drift per feature", sections.drift),
     ("alerts", "Alerts fired", sections.alerts),

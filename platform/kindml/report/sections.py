@@ -14,7 +14,7 @@ from kindml.report.collect import RunData, fmt_duration
 from kindml.report.markup import badge, cards, esc, grid, kv, note, num, pct, short, table
 
 # Which stage produces what a section shows: explains a missing section.
-PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "importance": "export",
+PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "importance": "export", "audit": "register",
             "serving": "monitor", "drift": "monitor", "alerts": "monitor"}
 METHOD_COLORS = {"psi": svg.PALETTE[0], "js": svg.PALETTE[3], "ks": svg.PALETTE[2]}
 DEFAULT_THRESHOLDS = {"psi": 0.2, "prediction_psi": 0.2, "ks_min": 0.05, "ks_c_alpha": 1.95}
@@ -304,7 +304,20 @@ LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_au
                    ("git", "kindml.git_commit"))
 
 
+def _registered_note(r: dict[str, Any], version: str) -> str:
+    name = f"<strong>{esc(r.get('name'))} v{esc(version)}</strong>"
+    if r.get("promoted"):
+        return note(f"This run registered {name} and moved the alias <code>{esc(r.get('alias'))}</code> to it.", "ok", raw=True)
+    if r.get("awaiting_approval"):
+        return note(f"This run registered {name}; the gate passed it and <code>registry.require_approval</code> is on, so it holds "
+                    f"<code>{esc(r.get('alias'))}</code> and waits for a person: <code>kindml models approve {esc(r.get('name'))}@{esc(version)} "
+                    "--reason ...</code> makes it the champion (see the audit trail below).", "warn", raw=True)
+    return note(f"This run registered {name} (not promoted: the champion stays).", "info", raw=True)
+
+
 def registry(data: RunData) -> str:
+    from kindml.approvals import status_of
+
     reg = data.get("registered")
     model = data.summary.get("model") or {}
     if not reg and not model and data.versions is None:
@@ -312,18 +325,15 @@ def registry(data: RunData) -> str:
     out = []
     version = str((reg or model).get("version") or "")
     if reg or model:
-        r = reg or model
-        out.append(note(f"This run registered <strong>{esc(r.get('name'))} v{esc(version)}</strong> "
-                        + (f"and moved the alias <code>{esc(r.get('alias'))}</code> to it." if r.get("promoted") else "(not promoted: the champion stays)."),
-                        "ok" if r.get("promoted") else "info", raw=True))
+        out.append(_registered_note({**model, **(reg or {})}, version))
     if data.versions:
         body, classes = [], []
         for v in data.versions:
             tags = v.get("tags") or {}
-            body.append([esc(v.get("version")), esc(", ".join(v.get("aliases") or [])) or "-"]
+            body.append([esc(v.get("version")), esc(", ".join(v.get("aliases") or [])) or "-", esc(status_of(tags))]
                         + [esc(short(tags.get(t), 12 if t in ("kindml.data_hash", "kindml.git_commit") else 40)) or "-" for _, t in LINEAGE_COLUMNS])
             classes.append("best" if str(v.get("version")) == version else "")
-        out.append(table(["version", "aliases", *(c for c, _ in LINEAGE_COLUMNS)], body, classes,
+        out.append(table(["version", "aliases", "approval", *(c for c, _ in LINEAGE_COLUMNS)], body, classes,
                          caption=f"versions of {(reg or model).get('name', 'the model')} in the registry (this run's highlighted)"))
     elif data.versions is None:
         out.append(note("The registry was not queried or not reachable; the lineage below comes from the run's own record.", "info"))
@@ -379,6 +389,49 @@ def importance(data: RunData) -> str:
     out.append(table(head, body, classes, numeric=range(1, len(head)),
                      caption=f"{doc.get('method')}; highlighted: an input that moved 3+ ranks or is new/gone" if other_doc is not None
                      else str(doc.get("method") or "")))
+    return "".join(out)
+
+
+AUDIT_ROWS = 200  # the newest events shown; `kindml models history NAME` prints all
+
+
+def audit(data: RunData) -> str:
+    """The audit trail of the run's model: this run's events (gate decision, alias move) and every approval,
+    rejection, alias move and experiment decision around them."""
+    from kindml.audit import describe
+
+    reg = data.get("registered") or data.summary.get("model") or {}
+    name = reg.get("name")
+    if data.audit is None:
+        if not name:
+            return why_missing(data, "register", "audit trail")
+        return note("The audit log was not read (report written with --no-registry, or it could not be read: see the notes at the end).", "info")
+    if not data.audit:
+        return note(f"No audit events of {name} yet (the run predates the audit log, or the registry is not this workspace's).", "info")
+    events = data.audit[-AUDIT_ROWS:]
+    mine = [e for e in data.audit if e.get("run_id") == data.run_id]
+    out = []
+    pending = str(reg.get("version") or "") if reg.get("awaiting_approval") else ""
+    decided = [e for e in data.audit if e.get("kind") in ("approval", "rejection") and str(e.get("version")) == pending] if pending else []
+    if pending and not decided:
+        out.append(note(f"v{pending} is still waiting for approval.", "warn"))
+    elif decided:
+        last = decided[-1]
+        out.append(note(f"v{pending} was {'approved' if last['kind'] == 'approval' else 'rejected'} by {last.get('who')} "
+                        f"at {last.get('time')}: {last.get('why')}", "ok" if last["kind"] == "approval" else "info"))
+    out.append(cards([("events of this run", str(len(mine)), ""), ("events of the model", str(len(data.audit)), ""),
+                      ("approvals", str(sum(e.get("kind") == "approval" for e in data.audit)), ""),
+                      ("rejections", str(sum(e.get("kind") == "rejection" for e in data.audit)), "")]))
+    body, classes = [], []
+    for e in events:
+        body.append([esc(str(e.get("time", ""))[:19].replace("T", " ")), esc(e.get("kind")), esc(f"v{e['version']}" if e.get("version") else "-"),
+                     esc(e.get("who")), esc(describe(e)), esc(short(e.get("why"), 120)), esc(e.get("run_id") or "-"),
+                     esc(", ".join(e.get("stored") or []))])
+        classes.append("best" if e.get("run_id") == data.run_id else "")
+    caption = f"audit log of {name}, oldest first (this run's events highlighted)"
+    if len(data.audit) > len(events):
+        caption += f"; the newest {len(events)} of {len(data.audit)}: `kindml models history {name}` prints all"
+    out.append(table(["when (UTC)", "event", "version", "who", "what", "why", "run", "stored in"], body, classes, caption=caption))
     return "".join(out)
 
 

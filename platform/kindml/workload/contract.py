@@ -246,13 +246,23 @@ class Workload(ABC):
 
     # --- live traffic --------------------------------------------------------------------------
 
-    def live(self, n: int, drift: float, stream: int) -> pd.DataFrame:
+    def live(self, n: int, drift: float, stream: int, concept: float = 0.0) -> pd.DataFrame:
         """``n`` labelled events after the history window (the event table's columns); optional.
 
-        ``kindml data generate --live`` writes them; :meth:`traffic` usually turns them into requests.
+        ``drift`` moves the inputs; ``concept`` (0..1) changes the label relationship while the inputs do not (the
+        same ``stream`` draws the same inputs for every ``concept``). ``kindml data generate --live`` writes them; the
+        monitor stage replays them and sends their labels later as delayed feedback; :meth:`traffic` usually turns
+        them into requests.
         """
         raise UsageError(f"workload {self.name!r} has no generator of live events", "Generate the history instead (without --live).")
 
-    @abstractmethod
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """v1 request instances for rows of live events (what a client would send for them; no labels)."""
+        raise UsageError(
+            f"workload {self.name!r} cannot turn events into requests",
+            "Implement Workload.requests (or traffic).",
+        )
+
     def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
         """``n`` v1 request instances after the history window; ``drift`` 0 is the training distribution."""
+        return self.requests(self.live(n, drift, stream))
