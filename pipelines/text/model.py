@@ -344,6 +344,18 @@ class TextKit(ModelKit):
         assert self.state is not None, "load the kit before asking for its signature"
         return TextSignature(self)
 
+    def explanation(self) -> Any:
+        """Per request: the words of the ticket (an absent word becomes ``[MASK]``), customer features as looked up.
+        Global importance: the text as a whole against the customer's plan, account age, ticket history and recent intents."""
+        from kindml.explain.spec import ExplainSpec
+        from kindml.pipelines.text.features import SHARE_FEATURES
+
+        return ExplainSpec(columns=["plan", "account_age_days"],
+                           groups={"ticket_history": ["ticket_count_7d", "ticket_count_30d", "days_since_last_ticket"],
+                                   "recent_intents": list(SHARE_FEATURES)},
+                           text="text", mask_token="[MASK]", max_words=32, samples=6,
+                           importance_rows=40, importance_background=10, importance_samples=1)
+
     def project(self, embedding: np.ndarray) -> np.ndarray:
         """The embedding's first principal components (training basis): what the drift monitor watches."""
         assert self.state is not None

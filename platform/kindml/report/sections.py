@@ -14,7 +14,7 @@ from kindml.report.collect import RunData, fmt_duration
 from kindml.report.markup import badge, cards, esc, grid, kv, note, num, pct, short, table
 
 # Which stage produces what a section shows: explains a missing section.
-PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "audit": "register",
+PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "importance": "export", "audit": "register",
             "serving": "monitor", "drift": "monitor", "alerts": "monitor"}
 METHOD_COLORS = {"psi": svg.PALETTE[0], "js": svg.PALETTE[3], "ks": svg.PALETTE[2]}
 DEFAULT_THRESHOLDS = {"psi": 0.2, "prediction_psi": 0.2, "ks_min": 0.05, "ks_c_alpha": 1.95}
@@ -342,6 +342,53 @@ def registry(data: RunData) -> str:
         out.append("<h3>lineage of this version</h3>" + kv(((k.removeprefix("kindml."), v) for k, v in tags.items()), code=True))
     if (reg or model).get("onnx_path"):
         out.append(f'<p class="muted">ONNX file: <code>{esc((reg or model)["onnx_path"])}</code></p>')
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- importance
+IMPORTANCE_ROWS = 25
+
+
+def importance(data: RunData) -> str:
+    """This run's global importance (mean |Shapley value| per input) next to the champion's (or the previous version's)."""
+    from kindml.explain.importance import compare
+
+    doc = data.get("importance")
+    if not doc:
+        export = ((data.summary.get("stages") or {}).get("export") or {}).get("status")
+        if export == "succeeded" or export == "cached":
+            return note("No global importance for this run's model: the run predates explanations, its model kit declares none, "
+                        "or captum was not installed when it was exported (pip install 'kindml[explain]').", "info")
+        return why_missing(data, "export", "global feature importance")
+    other = data.importance_other or {}
+    other_doc = other.get("doc")
+    version = str((data.get("registered") or data.summary.get("model") or {}).get("version") or "this run")
+    out = [cards([
+        ("top input", esc((doc.get("players") or [{}])[0].get("name", "-")), f"{pct((doc.get('players') or [{}])[0].get('share'))} of the total"),
+        ("explained output", esc(doc.get("target")), f"{num(doc.get('rows'))} holdout rows"),
+        ("budget", f"{num(doc.get('model_rows'))} model rows", f"{num(doc.get('background_rows'))} background rows, "
+                                                               f"{num(doc.get('samples'))} order(s), {num(doc.get('seconds'), 3)} s"),
+        ("compared with", f"v{esc(other['version'])}" if other else "-", esc(other.get("role", "no earlier version")) if other else "no earlier version"),
+    ])]
+    if other and other_doc is None:
+        out.append(note(f"v{other['version']} ({other['role']}) has no importance.json: it was registered before explanations.", "info"))
+    rows = compare(doc, other_doc)[:IMPORTANCE_ROWS]
+    out.append(svg.hbars([(r["name"], r["current"]) for r in rows], title=f"mean |Shapley value| per input, v{version}",
+                         value_fmt="{:.4f}", width=900))
+    head = ["input", f"v{version}", "rank"]
+    if other_doc is not None:
+        head += [f"v{other['version']} ({other['role']})", "rank", "change"]
+    body, classes = [], []
+    for r in rows:
+        cells = [esc(r["name"]), num(r["current"]), num(r["current_rank"])]
+        if other_doc is not None:
+            cells += [num(r["other"]), num(r["other_rank"]), num(r["delta"])]
+        body.append(cells)
+        moved = r["current_rank"] is not None and r["other_rank"] is not None and abs(r["current_rank"] - r["other_rank"]) >= 3
+        classes.append("bad" if other_doc is not None and (moved or r["other"] is None or r["current"] is None) else "")
+    out.append(table(head, body, classes, numeric=range(1, len(head)),
+                     caption=f"{doc.get('method')}; highlighted: an input that moved 3+ ranks or is new/gone" if other_doc is not None
+                     else str(doc.get("method") or "")))
     return "".join(out)
 
 
