@@ -542,8 +542,9 @@ class _SharedFile:
             fd = self._create(path, header, size)
         try:
             if os.fstat(fd).st_size != size:
-                raise MonitoringError(f"the shared drift window {path} has {os.fstat(fd).st_size} bytes, this monitor needs {size}",
-                                      "Every worker of one predictor must serve the same model; remove the file (or its folder) before a new server starts.")
+                raise MonitoringError(f"the shared drift window {path} belongs to another model version or window layout "
+                                      f"({os.fstat(fd).st_size} bytes; this monitor needs {size})",
+                                      "Every worker of one predictor must serve the same model and window; remove the file before a new server starts.")
             self._mm = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
