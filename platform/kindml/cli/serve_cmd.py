@@ -73,8 +73,9 @@ def register(app: typer.Typer) -> None:
         cfg = state().config()
         ws = state().workspace(cfg).ensure()
         bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model or default_model())
+        # every worker imports KServe and loads the model on its own: give several workers longer to get ready
         st = start_background(ws, bundle.folder, bundle.name, bundle.version, host, port,
-                              extra_args=["--workers", str(workers)] if workers > 1 else None)
+                              extra_args=["--workers", str(workers)] if workers > 1 else None, timeout=120.0 if workers == 1 else 300.0)
         d = st.__dict__ | {"url": st.url}
         emit(d, output, f"{st.model} v{st.version} ready at {st.url}/v1/models/{st.model}:predict (metrics: {st.url}/metrics, pid {st.pid})")
 
