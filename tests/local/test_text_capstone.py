@@ -95,7 +95,11 @@ def test_v1_and_v2_answer_the_same(run) -> None:  # type: ignore[no-untyped-def]
     code, v2 = post(f"{url}/v2/models/{model}/infer", {"inputs": v2_inputs})
     assert code == 200, v2
     out = {o["name"]: o["data"][0] for o in v2["outputs"]}
-    assert out["intent"] == p0["intent"] and abs(out["confidence"] - p0["confidence"]) < 1e-5
+    # compare like with like: with the INT8 dynamic model the activation scales are computed per batch, so the same
+    # ticket scores slightly differently alone and next to another one (measured: 0.9074 vs 0.9216)
+    code, alone = post(f"{url}/v1/models/{model}:predict", {"instances": [inst]})
+    assert code == 200 and alone["predictions"][0]["intent"] == p0["intent"]
+    assert out["intent"] == p0["intent"] and abs(out["confidence"] - alone["predictions"][0]["confidence"]) < 1e-5
     with urllib.request.urlopen(f"{url}/v2/models/{model}", timeout=10) as r:
         meta = json.loads(r.read())
     assert {i["name"] for i in meta["inputs"]} >= {"text", "customer_id"} and {o["name"] for o in meta["outputs"]} >= {"intent", "confidence"}
