@@ -415,14 +415,14 @@ class DriftMonitor:
             flat = self._one_row(numeric, categorical, float(s[0]))
             st = self._state
             with self._lock:
-                if self._ring_rows[st[_HEAD]] >= self.sub_window:
+                head = st.item(_HEAD)
+                if self._ring_rows.item(head) >= self.sub_window:
                     self._advance()
-                head = st[_HEAD]
+                    head = st.item(_HEAD)
                 self._ring[head, flat] += 1  # one row: its flat indices are distinct (one per feature)
                 self._total[flat] += 1
                 self._ring_rows[head] += 1
-                st[_ROWS] += 1
-                st[_SEEN] += 1
+                st[_ROWS:_SEEN + 1] += 1  # rows in the window and rows ever seen, in one operation
             return
         self.observe_bins(self.bin_indices(numeric, categorical, s))
 
