@@ -308,6 +308,55 @@ def test_metrics_exposed(server) -> None:  # type: ignore[no-untyped-def]
     assert 'kindml_feature_drift{' in text or "kindml_window_samples" in text
 
 
+def test_feedback_joins_delayed_outcomes_and_quality_is_exported(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every answered row carries a prediction_id (v1 field, v2 output); POST /v1/feedback joins outcomes to them
+    (200 partial, 409 duplicate, 404 unknown, 400 malformed with nothing applied), `kindml feedback ingest` does the
+    same from a file, and /metrics exports the labelled sample count and the version's holdout reference."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, model = server["url"], server["model"]
+    rows = [instance(server["tx"].iloc[-i]) for i in range(1, 7)]
+    code, v1 = post(f"{url}/v1/models/{model}:predict", {"instances": rows[:4]})
+    assert code == 200, v1
+    ids = [p["prediction_id"] for p in v1["predictions"]]
+    assert len(set(ids)) == 4 and all(isinstance(i, str) and len(i) == 32 for i in ids)
+    inputs = [{"name": k, "shape": [2], "datatype": "BYTES" if isinstance(v, str) else ("INT64" if isinstance(v, int) else "FP64"),
+               "data": [r[k] for r in rows[4:]]} for k, v in rows[4].items()]
+    code, v2 = post(f"{url}/v2/models/{model}/infer", {"inputs": inputs})
+    assert code == 200, v2
+    v2_ids = next(o for o in v2["outputs"] if o["name"] == "prediction_id")["data"]
+    assert len(v2_ids) == 2 and not set(v2_ids) & set(ids)
+
+    code, body = post(f"{url}/v1/feedback", {"outcomes": [{"prediction_id": ids[0], "outcome": 1}, {"prediction_id": ids[1], "outcome": False},
+                                                          {"prediction_id": "never-answered", "outcome": 0}]})
+    assert code == 200 and body["joined"] == 2 and body["unknown"] == ["never-answered"], body
+    code, body = post(f"{url}/v1/feedback", {"outcomes": [{"prediction_id": ids[0], "outcome": 0}]})
+    assert code == 409 and body["duplicate"] == [ids[0]] and "already" in body["error"], body
+    code, body = post(f"{url}/v1/feedback", {"outcomes": [{"prediction_id": "nope", "outcome": 1}]})
+    assert code == 404 and "unknown" in body["error"], body
+    for bad, needle in (({"outcomes": [{"prediction_id": ids[2], "outcome": 7}]}, "0/1"),
+                        ({"outcomes": [{"prediction_id": ids[2], "outcome": 1}, {"prediction_id": ids[2], "outcome": 0}]}, "twice"),
+                        ({"outcomes": []}, "non-empty"), ({"outcomes": [{"prediction_id": ids[2], "label": 1}]}, "unknown fields")):
+        code, body = post(f"{url}/v1/feedback", bad)
+        assert code == 400 and needle in body["error"] and body["hint"], (bad, body)
+    # nothing of the refused batches was applied: ids[2] still takes its outcome, now from a file through the CLI
+    f = tmp_path / "outcomes.csv"
+    f.write_text(f"prediction_id,outcome\n{ids[2]},0\n{v2_ids[0]},1\n", encoding="utf-8")
+    res = kindml(["feedback", "ingest", str(f), "--url", url, "-o", "json"], server["home"])
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["joined"] == 2
+    res = kindml(["feedback", "ingest", str(tmp_path / "missing.csv"), "--url", url], server["home"])
+    assert res.returncode != 0 and "hint:" in res.stderr and "Traceback" not in res.stderr
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(r.read().decode())
+                   for s in fam.samples}
+    key = ("kindml_quality_samples", (("model", model), ("variant", "champion"), ("version", server["version"])))
+    assert samples.get(key) is not None and samples[key] >= 4, {k: v for k, v in samples.items() if "quality" in k[0]}
+    ref = samples[("kindml_quality_reference", (("metric", "roc_auc"), ("model", model), ("version", server["version"])))]
+    assert abs(ref - server["summary"]["metrics"]["roc_auc"]) < 1e-3
+
+
 def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, list]:  # type: ignore[no-untyped-def]
     """A real Prometheus scraping the running predictor while loadgen sends traffic; returns (alerts, psi series, samples)."""
     from kindml.monitoring.prometheus import LocalPrometheus

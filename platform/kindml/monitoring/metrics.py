@@ -272,6 +272,21 @@ def count_online_store_error(model: str, version: str, n: int = 1, registry: Any
 # ---- what /metrics serves ------------------------------------------------------------------
 
 _EXPOSITION: Any = None
+_EXTRA: list[Any] = []
+
+
+def register_collector(collector: Any) -> None:
+    """Export another scrape-time collector (e.g. realised quality) on the default registry and, with several
+    workers, on the summed one: like the drift collector, it must read state every worker shares."""
+    from prometheus_client import REGISTRY
+
+    with _LOCK:
+        if any(c is collector for c in _EXTRA):
+            return
+        _EXTRA.append(collector)
+        REGISTRY.register(collector)
+        if _EXPOSITION is not None:
+            _EXPOSITION.register(collector)
 
 
 def multiprocess_dir() -> str | None:
@@ -300,5 +315,7 @@ def exposition_registry() -> Any:
             reg = CollectorRegistry()
             MultiProcessCollector(reg)
             reg.register(drift)
+            for extra in _EXTRA:
+                reg.register(extra)
             _EXPOSITION = reg
         return _EXPOSITION

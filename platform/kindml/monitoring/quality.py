@@ -170,13 +170,13 @@ class PredictionLog:
         with self._conn() as c:
             c.execute("BEGIN IMMEDIATE")
             for pid, outcome in outcomes:
-                cur = c.execute("UPDATE predictions SET outcome = ?, outcome_ts = ? WHERE id = ? AND outcome IS NULL",
+                cur = c.execute("UPDATE predictions SET outcome = ?, outcome_ts = ? WHERE id = ? AND outcome IS NULL AND parent IS NULL",
                                 (str(outcome), at, pid))
                 if cur.rowcount == 1:
                     result.joined.append(pid)
                     c.execute("UPDATE predictions SET outcome = ?, outcome_ts = ? WHERE parent = ? AND outcome IS NULL",
                               (str(outcome), at, pid))
-                elif c.execute("SELECT 1 FROM predictions WHERE id = ?", (pid,)).fetchone():
+                elif c.execute("SELECT 1 FROM predictions WHERE id = ? AND parent IS NULL", (pid,)).fetchone():  # shadow rows: unknown to clients
                     result.duplicate.append(pid)
                 else:
                     result.unknown.append(pid)

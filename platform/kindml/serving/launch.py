@@ -36,6 +36,8 @@ class PredictorSpec:
     """The :class:`~kindml.workspace.Workspace` (the local Feast repo, Redis)."""
     window: int = 5000
     drift: bool = True
+    log_predictions: bool = True
+    """Give every answered row a prediction_id and log it (``<workspace>/serving/predictions.db``) for delayed labels."""
     shared_dir: str | None = None
     """Folder of the files every worker shares (None: one worker, state in process memory)."""
 
@@ -52,7 +54,8 @@ def build_predictor(spec: PredictorSpec) -> Any:
     from kindml.workload.loader import instantiate
 
     bundle = spec.bundle
-    kit = instantiate(bundle.workload, spec.config).model_kit()
+    wl = instantiate(bundle.workload, spec.config)
+    kit = wl.model_kit()
     monitor = None
     prof = profile_path(bundle)
     if prof is not None and spec.drift:
@@ -61,7 +64,8 @@ def build_predictor(spec: PredictorSpec) -> Any:
 
         monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=spec.window, shared=spec.shared_window)
     features = features_for(spec.config, spec.workspace, bundle.feature_service) if bundle.feature_service else None
-    return make_predictor(bundle, kit, features, monitor, drift_enabled=spec.drift, spec=spec)
+    return make_predictor(bundle, kit, features, monitor, drift_enabled=spec.drift, spec=spec, task=wl.task,
+                          log_dir=Path(spec.workspace.serving) if spec.log_predictions else None)
 
 
 class PendingPredictor:

@@ -30,6 +30,8 @@ from kindml.serving.signature import RequestError
 log = logging.getLogger(__name__)
 
 WORKLOAD_FILE = "workload.json"
+PREDICTION_ID = "prediction_id"
+"""The id of each answered row (v1: a field of every prediction; v2: an output), for ``POST /v1/feedback``."""
 
 
 @dataclass
@@ -70,13 +72,17 @@ class ModelBundle:
 
 
 def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor: Any | None = None, drift_enabled: bool = True,
-                   spec: Any | None = None) -> Any:
+                   spec: Any | None = None, task: str | None = None, log_dir: Path | None = None) -> Any:
     """The kserve.Model subclass is defined here, not at module level, so importing this module stays cheap.
 
     ``spec`` (a :class:`kindml.serving.launch.PredictorSpec`) is how another
     process builds the same predictor: with ``workers > 1`` KServe pickles the
     model into every worker it spawns, and the predictor pickles as that spec
     (an ONNX session, a Feast store or a tokenizer do not pickle).
+
+    ``task`` and ``log_dir`` (the workspace's serving folder): every answered
+    row gets a ``prediction_id`` and is logged there for ``POST /v1/feedback``
+    (:mod:`kindml.serving.outcomes`; binary, multiclass and regression tasks).
     """
     import kserve
     from kserve.errors import InvalidInput
@@ -88,6 +94,11 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
 
     kit.load(bundle.folder)
     sig = kit.signature()
+    recorder = None
+    if task is not None and log_dir is not None:
+        from kindml.serving.outcomes import recorder_for
+
+        recorder = recorder_for(task, kit, log_dir)
 
     class _Predictor(kserve.Model):
         def __init__(self) -> None:
@@ -102,6 +113,12 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
             if self.monitor is not None:
                 mm.register_monitor(self.monitor)
             self.session: Any = None
+            self.explainer: Any = None
+            self.recorder = recorder
+            if recorder is not None:
+                from kindml.serving.outcomes import reference_of
+
+                recorder.register(bundle.name, bundle.version, reference_of(bundle.folder))
 
         def load(self) -> bool:
             self.session = onnx_session(bundle.folder / "model.onnx", threads=1)
@@ -109,6 +126,9 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
             if examples:  # warm the graph (the first run allocates), without touching the feature store
                 parsed = sig.parse_v1(examples[:1])
                 run_onnx(self.session, self.kit.feeds(parsed.columns))
+            from kindml.explain.serve import load_explainer
+
+            self.explainer = load_explainer(bundle.folder, self.kit, self.session)
             self.ready = True
             return True
 
@@ -125,7 +145,21 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
             return [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.fields.items()]
 
         def get_output_types(self) -> list[dict[str, Any]]:
-            return [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.outputs.items()]
+            out = [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.outputs.items()]
+            if self.recorder is not None:
+                out.append({"name": PREDICTION_ID, "datatype": "BYTES", "shape": [-1]})
+            return out
+
+        async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            """KServe's ``:explain`` route: per-row feature attributions (:mod:`kindml.explain.serve`); 400 for bad input, 501 without."""
+            import asyncio
+
+            from kindml.explain.serve import explain_payload
+
+            try:
+                return await asyncio.to_thread(explain_payload, payload, sig, self.explainer, self.features)
+            except RequestError as exc:
+                raise InvalidInput(str(exc)) from None
 
         def score(self, parsed: Any) -> tuple[np.ndarray, dict[str, np.ndarray], bool]:
             cols = parsed.columns
@@ -163,7 +197,7 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
                     problem = oip.datatype_problem(payload.inputs, sig.fields)
                     if problem:
                         raise RequestError(problem)
-                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs]
+                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs and o.name != PREDICTION_ID]
                     if unknown:
                         raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are {', '.join(sig.outputs)}")
                     parsed = sig.parse_v2(payload.inputs)
@@ -184,9 +218,16 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
                 mm.record_request(bundle.name, bundle.version, "500", time.perf_counter() - t0)
                 log.exception("scoring failed")
                 raise
+            ids = self.recorder.record(bundle.name, bundle.version, probs) if self.recorder is not None else None
             mm.record_request(bundle.name, bundle.version, "200", time.perf_counter() - t0)
+            if ids is not None:
+                for row, pid in zip(answer.predictions, ids, strict=True):
+                    row[PREDICTION_ID] = pid
             if v2:
-                outputs = [InferOutput(name=name, shape=[len(values)], datatype=dtype, data=values) for name, dtype, values in answer.outputs]
+                named = answer.outputs if ids is None else [*answer.outputs, (PREDICTION_ID, "BYTES", ids)]
+                wanted = {o.name for o in payload.request_outputs or []}
+                outputs = [InferOutput(name=name, shape=[len(values)], datatype=dtype, data=values) for name, dtype, values in named
+                           if not wanted or name in wanted]
                 # binary outputs when the client asks (binary_data_output, or binary_data per requested output)
                 return InferResponse(model_name=bundle.name, model_version=bundle.version, infer_outputs=outputs,
                                      response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": degraded},

@@ -12,6 +12,8 @@ is pointed at):
   ``.../versions/{v}/ready`` and ``.../versions/{v}/infer`` — the served
   version answers, any other is a 404 that names the served one; and
   ``/v2/models/{name}`` lists ``versions``;
+- ``POST /v1/feedback``: delayed outcomes joined to the logged predictions
+  (:mod:`kindml.monitoring.feedback`, :mod:`kindml.serving.outcomes`);
 - ``/metrics`` encodes :func:`kindml.monitoring.metrics.exposition_registry`
   (the same as KServe's with one worker; every worker summed with several).
 
@@ -124,6 +126,31 @@ def register_kindml_endpoints(app: FastAPI, dataplane: Any, model_repository_ext
                             request_body: InferenceRequest | bytes) -> Any:
         return _version_problem(dataplane, model_name, model_version) or await v2.infer(raw_request, raw_response, model_name, request_body)
 
+    async def feedback(request: Request) -> Any:
+        """Delayed outcomes joined to logged predictions: 200 when any joined, 404 when every id is unknown,
+        409 when every id already has its outcome, 400 (nothing applied) for a malformed batch."""
+        import asyncio
+
+        from kindml.monitoring.feedback import FeedbackError, ingest
+
+        recorders = [m.recorder for m in dataplane.model_registry.get_models().values() if getattr(m, "recorder", None) is not None]
+        if not recorders:
+            return JSONResponse(status_code=404, content={"error": "this predictor logs no predictions (its model's task has no "
+                                                                   "per-row outcome), so there is nothing to join feedback to"})
+        try:
+            body = await request.json()
+            result = await asyncio.to_thread(ingest, recorders[0].log, body)
+        except FeedbackError as exc:
+            return JSONResponse(status_code=400, content={"error": str(exc), "hint": exc.hint})
+        answer = result.to_dict()
+        if result.joined:
+            return answer
+        if result.unknown:
+            return JSONResponse(status_code=404, content={**answer, "error": f"{len(result.unknown)} prediction id(s) unknown here "
+                                                          "(never answered by this predictor, or past the log's retention)"})
+        return JSONResponse(status_code=409, content={**answer, "error": "every prediction id in the batch already has its outcome"})
+
+    app.add_api_route("/v1/feedback", feedback, methods=["POST"], response_model=None, tags=["V1"])
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], response_model=None, tags=["V2"])
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}", version_metadata, methods=["GET"], response_model=None, tags=["V2"])
