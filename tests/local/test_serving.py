@@ -357,6 +357,70 @@ def test_feedback_joins_delayed_outcomes_and_quality_is_exported(server, tmp_pat
     assert abs(ref - server["summary"]["metrics"]["roc_auc"]) < 1e-3
 
 
+def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A running experiment record makes `kindml serve run` route between champion and challenger (here the same graph
+    under another version label: A = A). ab: each account's rows go to one sticky variant, both variants answer, ids and
+    variants are logged, outcomes reach the sequential test (`kindml experiment status`). shadow: the champion answers
+    every row and the challenger's predictions are recorded as <id>.s with the answer's outcome."""
+    import shutil
+
+    from kindml.experiments import live
+    from kindml.localproc import free_port
+    from kindml.monitoring.feedback import log_path
+    from kindml.monitoring.quality import PredictionLog
+
+    home, model, version = server["home"], server["model"], server["version"]
+    chall = tmp_path / "challenger"
+    shutil.copytree(server["model_dir"], chall)
+    serving = home / "serving"
+    tx = server["tx"]
+    accounts = tx.drop_duplicates("account_id").tail(120)
+    rows = [instance(r) for _, r in accounts.iterrows()]
+    for mode in ("ab", "shadow"):
+        spec = {"name": f"a-equals-a-{mode}", "salt": f"salt-of-{mode}-0001", "mode": mode,
+                "metric": {"name": "accuracy", "baseline": 0.9}, "mde": 0.05, "min_samples": 30}
+        live.start(serving, spec, model=model, task="binary", threshold=0.5, champion={"version": version, "dir": server["model_dir"]},
+                   challenger={"version": "99", "dir": str(chall)}, entity_field="account_id", started_by="test")
+        port = free_port("127.0.0.1")
+        url = f"http://127.0.0.1:{port}"
+        proc = _serve(server, port, 1, None)
+        try:
+            _ready(url, model, proc)
+            code, a = post(f"{url}/v1/models/{model}:predict", {"instances": rows})
+            assert code == 200, a
+            code, b = post(f"{url}/v1/models/{model}:predict", {"instances": rows[:40]})
+            assert code == 200, b
+            preds = a["predictions"]
+            assert [p["variant"] for p in b["predictions"]] == [p["variant"] for p in preds[:40]]  # sticky per account
+            variants = {p["variant"] for p in preds}
+            assert variants == ({"champion", "challenger"} if mode == "ab" else {"champion"}), variants
+            assert all(p["model_version"] == (version if p["variant"] == "champion" else "99") for p in preds)
+            outcomes = [{"prediction_id": p["prediction_id"], "outcome": int(p["score"] < 0.5)} for p in preds]
+            code, fb = post(f"{url}/v1/feedback", {"outcomes": outcomes})
+            assert code == 200 and fb["joined"] == len(rows), fb
+            plog = PredictionLog(log_path(serving))
+            labelled = plog.labelled_since(spec["name"])
+            by_variant = {v: sum(1 for r in labelled if r["variant"] == v) for v in ("champion", "challenger")}
+            if mode == "ab":
+                assert by_variant["champion"] + by_variant["challenger"] == len(rows) and min(by_variant.values()) > 20
+            else:  # about half the accounts are shadowed: their challenger row shares the answer's outcome
+                shadow = [r for r in labelled if r["variant"] == "challenger"]
+                assert 20 < len(shadow) < 100 and all(r["parent"] and r["id"] == r["parent"] + ".s" for r in shadow)
+            res = kindml(["experiment", "status", "--no-apply", "-o", "json"], home)
+            assert res.returncode == 0, res.stderr
+            st = json.loads(res.stdout)
+            assert st["name"] == spec["name"] and st["status"] == "running" and sum(st["outcomes_per_arm"]) > 0, st
+            samples = _scrape(url)
+            rows_by_variant = {dict(k[1])["variant"]: v for k, v in samples.items() if k[0] == "kindml_experiment_rows_total"}
+            assert rows_by_variant["champion"] > 0 and rows_by_variant["challenger"] > 0, rows_by_variant
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            live.stop(serving, "test done", "test")
+    res = kindml(["experiment", "stop", "--reason", "none left"], home)
+    assert res.returncode != 0 and "no experiment to stop" in res.stderr and "hint:" in res.stderr
+
+
 def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, list]:  # type: ignore[no-untyped-def]
     """A real Prometheus scraping the running predictor while loadgen sends traffic; returns (alerts, psi series, samples)."""
     from kindml.monitoring.prometheus import LocalPrometheus

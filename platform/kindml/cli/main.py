@@ -25,6 +25,7 @@ _MODULES = (
     "kindml.cli.runs_cmd",
     "kindml.cli.models_cmd",
     "kindml.cli.serve_cmd",
+    "kindml.cli.experiment_cmd",
     "kindml.cli.monitor_cmd",
     "kindml.cli.feedback_cmd",
     "kindml.cli.cluster_cmd",

@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(5000, "--window", min=100, max=1_000_000, help="Drift window in transactions."),
         workers: int = typer.Option(1, "--workers", min=1, max=32, help="Uvicorn worker processes (KServe's multi-process server); "
                                     "metrics and the drift window are shared by all of them."),
+        no_experiment: bool = typer.Option(False, "--no-experiment", help="Serve the model alone even while an experiment on it runs "
+                                           "(by default a running `kindml experiment` routes between champion and challenger)."),
     ) -> None:
         """Run the predictor in the foreground (what the InferenceService container runs)."""
         from kindml.runtime import RuntimeEnv
@@ -52,9 +54,17 @@ def register(app: typer.Typer) -> None:
             bundle = ModelBundle.from_folder(model_dir, name, version, workload)
         else:
             bundle = fetch_bundle(base, ws, RuntimeEnv.local(base, ws).mlflow_tracking_uri, model or default_model())
+        experiment, challenger = None, None
+        if not no_experiment:
+            from kindml.experiments import live
+
+            rec = live.load(ws.serving)
+            if rec is not None and rec["status"] == "running" and rec["model"] == bundle.name and rec["champion"]["version"] == bundle.version:
+                experiment = rec
+                challenger = ModelBundle.from_folder(Path(rec["challenger"]["dir"]), bundle.name, rec["challenger"]["version"], bundle.workload)
         with shared_state_dir(workers) as shared:
             spec = PredictorSpec(bundle=bundle, config=serving_config(bundle.workload), workspace=ws, window=window,
-                                 drift=not no_drift, shared_dir=shared)
+                                 drift=not no_drift, shared_dir=shared, challenger=challenger, experiment=experiment)
             serve_foreground(build_predictor(spec), host, port, workers=workers)
 
     @s_app.command("start")

@@ -269,6 +269,46 @@ def count_online_store_error(model: str, version: str, n: int = 1, registry: Any
     _metrics_for(model, version, registry).count_online_store_error(model, version, n)
 
 
+# ---- experiments: per-variant series ---------------------------------------------------------
+
+SCORE_BUCKETS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 10))
+_VARIANTS: dict[str, Any] = {}
+
+
+def _variant_metrics() -> dict[str, Any]:
+    from prometheus_client import Counter, Histogram
+
+    with _LOCK:
+        if not _VARIANTS:
+            labels = ["model", "experiment", "variant"]
+            _VARIANTS["rows"] = Counter("kindml_experiment_rows", "Rows scored per variant of a running experiment "
+                                        "(shadow: the challenger's recorded-only rows too).", labels)
+            _VARIANTS["latency"] = Histogram("kindml_experiment_latency_seconds", "Scoring time of a variant's part of a request.",
+                                             labels, buckets=LATENCY_BUCKETS)
+            _VARIANTS["score"] = Histogram("kindml_experiment_score", "Distribution of the variant's scores (binary: p; multiclass: "
+                                           "top probability).", labels, buckets=SCORE_BUCKETS)
+        return _VARIANTS
+
+
+def init_variants(model: str, experiment: str, variants: tuple[str, ...]) -> None:
+    """Create an experiment's per-variant series at zero."""
+    m = _variant_metrics()
+    for v in variants:
+        m["rows"].labels(model, experiment, v)
+        m["latency"].labels(model, experiment, v)
+        m["score"].labels(model, experiment, v)
+
+
+def record_variant(model: str, experiment: str, variant: str, rows: int, seconds: float, scores: Any) -> None:
+    """One variant's share of a request: its rows, scoring time and scores."""
+    m = _variant_metrics()
+    m["rows"].labels(model, experiment, variant).inc(rows)
+    m["latency"].labels(model, experiment, variant).observe(seconds)
+    hist = m["score"].labels(model, experiment, variant)
+    for s in scores:
+        hist.observe(float(s))
+
+
 # ---- what /metrics serves ------------------------------------------------------------------
 
 _EXPOSITION: Any = None

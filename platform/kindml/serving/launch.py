@@ -36,6 +36,10 @@ class PredictorSpec:
     """The :class:`~kindml.workspace.Workspace` (the local Feast repo, Redis)."""
     window: int = 5000
     drift: bool = True
+    challenger: Any = None
+    """A running experiment's challenger :class:`~kindml.serving.predictor.ModelBundle` (with ``experiment``)."""
+    experiment: dict[str, Any] | None = None
+    """The running experiment's record (:mod:`kindml.experiments.live`): routing, salt, variants."""
     log_predictions: bool = True
     """Give every answered row a prediction_id and log it (``<workspace>/serving/predictions.db``) for delayed labels."""
     shared_dir: str | None = None
@@ -47,25 +51,48 @@ class PredictorSpec:
 
 
 def build_predictor(spec: PredictorSpec) -> Any:
-    """The kserve.Model for ``spec`` (not loaded yet: KServe's ModelServer or :func:`rebuild_predictor` calls ``load``)."""
-    from kindml.serving.bundle import profile_path
+    """The kserve.Model for ``spec`` (not loaded yet: KServe's ModelServer or :func:`rebuild_predictor` calls ``load``).
+
+    With ``spec.challenger`` and ``spec.experiment`` (a running experiment's record): one endpoint routing between the
+    two versions (:mod:`kindml.serving.experiment`)."""
     from kindml.serving.online import features_for
     from kindml.serving.predictor import make_predictor
     from kindml.workload.loader import instantiate
 
     bundle = spec.bundle
     wl = instantiate(bundle.workload, spec.config)
-    kit = wl.model_kit()
-    monitor = None
-    prof = profile_path(bundle)
-    if prof is not None and spec.drift:
-        from kindml.monitoring.drift import DriftMonitor
-        from kindml.monitoring.profile import load_profile
-
-        monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=spec.window, shared=spec.shared_window)
     features = features_for(spec.config, spec.workspace, bundle.feature_service) if bundle.feature_service else None
-    return make_predictor(bundle, kit, features, monitor, drift_enabled=spec.drift, spec=spec, task=wl.task,
-                          log_dir=Path(spec.workspace.serving) if spec.log_predictions else None)
+    log_dir = Path(spec.workspace.serving) if spec.log_predictions else None
+    if spec.challenger is None or spec.experiment is None:
+        return make_predictor(bundle, wl.model_kit(), features, _monitor(spec, bundle, spec.shared_window), drift_enabled=spec.drift,
+                              spec=spec, task=wl.task, log_dir=log_dir)
+    from kindml.serving.experiment import make_experiment_predictor
+    from kindml.serving.outcomes import recorder_for
+
+    window = spec.shared_window
+    champion = make_predictor(bundle, wl.model_kit(), features, _monitor(spec, bundle, window), drift_enabled=spec.drift)
+    challenger = make_predictor(spec.challenger, wl.model_kit(), features,
+                                _monitor(spec, spec.challenger, window.with_name(window.name + ".challenger") if window else None),
+                                drift_enabled=spec.drift)
+    recorder = recorder_for(wl.task, champion.kit, log_dir) if log_dir is not None else None
+    if recorder is not None:
+        from kindml.serving.outcomes import reference_of
+
+        recorder.register(bundle.name, bundle.version, reference_of(bundle.folder))
+        recorder.register(bundle.name, spec.challenger.version, reference_of(spec.challenger.folder))
+    return make_experiment_predictor(champion, challenger, spec.experiment, recorder, Path(spec.workspace.serving), spec=spec)
+
+
+def _monitor(spec: PredictorSpec, bundle: Any, shared: Path | None) -> Any:
+    from kindml.serving.bundle import profile_path
+
+    prof = profile_path(bundle)
+    if prof is None or not spec.drift:
+        return None
+    from kindml.monitoring.drift import DriftMonitor
+    from kindml.monitoring.profile import load_profile
+
+    return DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=spec.window, shared=shared)
 
 
 class PendingPredictor:

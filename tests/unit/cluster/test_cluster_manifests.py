@@ -270,7 +270,8 @@ def test_grafana_dashboards_query_the_documented_metrics(repo_root):
     """The provisioned dashboards are valid JSON and chart drift per feature, latency, errors and versions."""
     d = repo_root / "manifests" / "base" / "monitoring" / "dashboards"
     exprs = " ".join(t["expr"] for f in d.glob("*.json") for p in json.loads(f.read_text())["panels"] for t in p["targets"])
-    for metric in ("kindml_feature_drift", "kindml_prediction_drift", "kindml_window_samples", "kindml_requests_total", "kindml_request_latency_seconds_bucket", "kindml_unknown_entities_total"):
+    for metric in ("kindml_feature_drift", "kindml_prediction_drift", "kindml_window_samples", "kindml_requests_total", "kindml_request_latency_seconds_bucket", "kindml_unknown_entities_total",
+                   "kindml_experiment_rows_total", "kindml_experiment_latency_seconds_bucket", "kindml_quality", "kindml_quality_reference"):
         assert metric in exprs
     assert "by (feature" in exprs
 
