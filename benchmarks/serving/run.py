@@ -39,10 +39,10 @@ def inprocess_drift_cost(folder: Path, n: int = 5000) -> dict:
     """What drift accounting adds per single-transaction request inside the predictor (no HTTP noise)."""
     import numpy as np
 
-    from kindml.model.preprocess import Assembler, PreprocessingSpec
     from kindml.monitoring.drift import DriftMonitor
     from kindml.monitoring.profile import load_profile
-    from kindml.serving.monitored import monitored_columns
+    from kindml.pipelines.fraud.preprocess import Assembler, PreprocessingSpec
+    from kindml.pipelines.fraud.serving import monitored_columns
 
     spec = PreprocessingSpec.load(folder / "preprocessing.json")
     mon = DriftMonitor(load_profile(folder / "reference_profile.json"), "m", "v")
@@ -60,19 +60,18 @@ def inprocess_drift_cost(folder: Path, n: int = 5000) -> dict:
 
 def predictor_latency(seconds: float, rps: float, n_rounds: int = 2) -> dict:
     from kindml.config import load_config
-    from kindml.data.generate import build_world, generate_live
     from kindml.runtime import RuntimeEnv
     from kindml.serving.bundle import fetch_bundle
     from kindml.serving.loadgen import payloads, run_load
     from kindml.serving.server import start_background, stop_background
+    from kindml.workload.loader import instantiate, workload_config
     from kindml.workspace import Workspace
 
     cfg = load_config()
     ws = Workspace(cfg.home).ensure()
-    bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, None)
-    d = cfg.data
-    world = build_world(d.seed, d.accounts, d.merchants, d.days, d.end_date)
-    bodies = payloads(generate_live(world, int(rps * seconds), None, stream=31))
+    bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, "fraud-detector")
+    wl = instantiate(bundle.workload, workload_config(bundle.workload))
+    bodies = payloads(wl.traffic(int(rps * seconds), 0.0, stream=31))
     rounds: dict[str, list[dict]] = {"drift_on": [], "drift_off": []}
     try:
         for _ in range(n_rounds):  # alternate so both variants see the same machine state

@@ -55,6 +55,12 @@ def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> N
     assert s["serving"]["requests"] > 0 and s["serving"]["errors"] == 0 and s["serving"]["p50_ms"] > 0
     assert any(a["alertname"] in ("KindmlFeatureDrift", "KindmlPredictionDrift") and a["first_seen"] for a in s["drift"]["alerts_fired"])
     assert max(s["drift"]["max_psi"].values()) > 0.2
+    # delayed labels: every answer carried a prediction_id, the labels were joined, and the late traffic's concept
+    # shift (default data.concept_shift 1.0: the label relationship changes, the inputs do not) fired the quality alert
+    q = s["quality"]
+    assert q["feedback"] and q["feedback"]["joined"] > 1000 and q["feedback"]["errors"] == 0, q
+    assert q["quality_alert_fired"], q
+    assert q["realised"]["champion:roc_auc"] < q["reference"]["roc_auc"] - 0.1, q
     assert s["metrics"]["roc_auc"] >= 0.80
     m = s["model"]
     assert m["name"] == "fraud-detector" and m["version"] == "1" and m["promoted"] is True

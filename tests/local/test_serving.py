@@ -198,7 +198,7 @@ def test_model_metadata_lists_every_input_and_output_and_the_version_routes_answ
     meta = metadata(server)
     assert meta["name"] == server["model"] and meta["versions"] == [server["version"]]
     assert {(i["name"], i["datatype"]) for i in meta["inputs"]} == set(sig.fields.items()) and len(meta["inputs"]) == len(sig.fields)
-    assert {(o["name"], o["datatype"]) for o in meta["outputs"]} == set(sig.outputs.items())
+    assert {(o["name"], o["datatype"]) for o in meta["outputs"]} == set(sig.outputs.items()) | {("prediction_id", "BYTES")}
     assert all(t["shape"] == [-1] for t in [*meta["inputs"], *meta["outputs"]])
     base = f"{server['url']}/v2/models/{server['model']}"
     with urllib.request.urlopen(f"{base}/versions/{server['version']}", timeout=10) as r:
@@ -436,19 +436,30 @@ def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, lis
     rules = write_local_rules(folder / "rules.yml")
     host_port = server["url"].removeprefix("http://")
     with LocalPrometheus(folder, [host_port], rules) as prom:
-        stats = run_load(server["url"], server["model"], payloads(FraudSignature([], 0.5).instances(tx)), threads=4)
+        stats = run_load(server["url"], server["model"], payloads(FraudSignature([], 0.5).instances(tx)), threads=4, collect=True)
         assert stats.errors == 0
         import time
 
+        from kindml.stages.monitor import prediction_ids, send_feedback
+
+        # the traffic's true labels arrive: realised quality of the (unshifted) concept
+        ids = prediction_ids(stats)
+        fb = send_feedback(server["url"], [(pid, str(int(tx["is_fraud"].iloc[i]))) for i, pid in sorted(ids.items())])
+        assert fb["joined"] == len(ids) == len(tx) and fb["errors"] == 0, fb
         deadline = time.monotonic() + seconds
         firing: list = []
         while time.monotonic() < deadline:
-            firing = [a for a in prom.alerts() if a["state"] == "firing" and a["labels"]["alertname"] in ("KindmlFeatureDrift", "KindmlPredictionDrift")]
+            firing = [a for a in prom.alerts() if a["state"] == "firing" and a["labels"]["alertname"] in
+                      ("KindmlFeatureDrift", "KindmlPredictionDrift", "KindmlQualityDegraded")]
             if drift and firing:
                 break
             time.sleep(1)
         psi = prom.query(f'kindml_feature_drift{{method="psi",model="{server["model"]}"}}')
         samples = prom.query("kindml_window_samples")
+        quality = {r["metric"]["metric"]: float(r["value"][1]) for r in prom.query(f'kindml_quality{{model="{server["model"]}"}}')}
+        if not drift:  # the clean run: realised AUC on the delayed labels is close to the holdout score, no quality alert
+            ref = server["summary"]["metrics"]["roc_auc"]
+            assert "roc_auc" in quality and abs(quality["roc_auc"] - ref) < 0.1, (quality, ref)
     return firing, psi, samples
 
 

@@ -131,7 +131,8 @@ def test_stock_oip_clients_match_v1(run) -> None:  # type: ignore[no-untyped-def
     with urllib.request.urlopen(f"{url}/v2/models/{model}", timeout=10) as r:
         meta = json.loads(r.read())
     assert {(i["name"], i["datatype"], tuple(i["shape"])) for i in meta["inputs"]} == {(k, t, (-1,)) for k, t in sig.fields.items()}
-    assert {(o["name"], o["datatype"], tuple(o["shape"])) for o in meta["outputs"]} == {(k, t, (-1,)) for k, t in sig.outputs.items()}
+    assert {(o["name"], o["datatype"], tuple(o["shape"])) for o in meta["outputs"]} == {(k, t, (-1,)) for k, t in sig.outputs.items()} | {
+        ("prediction_id", "BYTES", (-1,))}  # every answered row's id, for delayed labels (POST /v1/feedback)
     assert ("text", "BYTES", (-1,)) in {(i["name"], i["datatype"], tuple(i["shape"])) for i in meta["inputs"]} and meta["versions"] == [version]
     np_types = {"BYTES": object, "INT64": np.int64}
 
