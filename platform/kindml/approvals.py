@@ -9,6 +9,8 @@ is tried next to the champion) and, per version, the tag ``kindml.approval``:
 ``approved``        a person approved it (``kindml models approve``): it became the champion
 ``rejected``        a person rejected it (``kindml models reject``)
 ``gate_rejected``   the gate rejected it; approving it needs ``--force`` (recorded as forced)
+``experiment``      the gate passed it; ``registry.promotion: experiment``: it holds ``challenger`` and an
+                    experiment against the champion decides (:mod:`kindml.experiments.live`)
 ==================  ==========================================================================
 
 (``kindml.approval_by``, ``_at``, ``_reason`` and ``_forced`` say who decided, when and why.)
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 
 STATUS_TAG = "kindml.approval"
 AUTO, PENDING, APPROVED, REJECTED, GATE_REJECTED = "auto", "pending", "approved", "rejected", "gate_rejected"
-STATUSES = (AUTO, PENDING, APPROVED, REJECTED, GATE_REJECTED)
+IN_EXPERIMENT = "experiment"
+STATUSES = (AUTO, PENDING, APPROVED, REJECTED, GATE_REJECTED, IN_EXPERIMENT)
 GATE = "gate"  # who, for what the register stage decides
 
 
@@ -73,10 +76,14 @@ class Promotion:
     why: str
 
 
-def decide(gate_promote: bool, reg: RegistryConfig) -> Promotion:
-    """The promotion decision: the gate's verdict and ``registry.require_approval``."""
+def decide(gate_promote: bool, reg: RegistryConfig, has_champion: bool = False) -> Promotion:
+    """The promotion decision: the gate's verdict, ``registry.promotion`` and ``registry.require_approval``."""
     if not gate_promote:
         return Promotion(False, None, GATE_REJECTED, False, "the gate rejected it: no alias moves")
+    if reg.promotion == "experiment" and has_champion:
+        return Promotion(True, reg.challenger_alias, IN_EXPERIMENT, False,
+                         f"the gate passed it; registry.promotion is experiment, so it gets @{reg.challenger_alias} and an "
+                         f"{reg.experiment_mode} experiment against @{reg.champion_alias} decides (`kindml experiment status`)")
     if reg.require_approval:
         return Promotion(True, reg.staging_alias, PENDING, False,
                          f"the gate passed it; registry.require_approval is on, so it gets @{reg.staging_alias} and waits for "
@@ -92,7 +99,8 @@ def register_candidate(env: RuntimeEnv, reg: RegistryConfig, *, name: str, mlflo
     Returns the version, the decision and the audit warnings (a secondary copy not written). If the
     audit's primary copy cannot be written, the version is deleted and the alias put back.
     """
-    decision = decide(bool(gate.get("promote")), reg)
+    has_champion = reg.promotion == "experiment" and registry.resolve(env.mlflow_tracking_uri, name, alias=reg.champion_alias) is not None
+    decision = decide(bool(gate.get("promote")), reg, has_champion)
     log_ = audit.AuditLog.of(env)
     warnings: list[str] = []
     user = audit.current_user()

@@ -156,6 +156,11 @@ class RegistryConfig(_Strict):
     require_approval: bool = Field(False, description="The register stage never moves the champion: a version the gate passes gets the "
                                                       "staging alias and waits for `kindml models approve NAME@VERSION --reason ...`.")
     experiment: str | None = Field(None, description="MLflow experiment (default: kindml-<workload>).")
+    promotion: Literal["direct", "experiment"] = Field(
+        "direct", description="direct: a version the gate passes becomes the champion. experiment: while a champion exists it "
+                              "gets the challenger alias instead, and deploy starts an A/B experiment against the champion "
+                              "(`kindml experiment status` decides; see docs/experiments.md). Embedded target only.")
+    experiment_mode: Literal["ab", "shadow", "canary"] = Field("ab", description="With promotion: experiment, how the challenger is tried.")
 
     @field_validator("champion_alias", "staging_alias", "challenger_alias")
     @classmethod

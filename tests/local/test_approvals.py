@@ -380,3 +380,15 @@ def test_register_stage_decides_with_the_setting(reg: Reg, tmp_path: Path) -> No
     assert reg.aliases("stage-model") == {"staging": "1", "champion": "2"}
     assert [(e["kind"], e["run_id"]) for e in reg.history("stage-model")] == [
         ("gate_decision", "stage-True"), ("alias_move", "stage-True"), ("gate_decision", "stage-False"), ("alias_move", "stage-False")]
+    # registry.promotion: experiment — with a champion, a version the gate passes becomes @challenger (deploy starts the experiment)
+    cfg = KindmlConfig(home=reg.ws.root).with_overrides({"registry.model_name": "stage-model", "registry.promotion": "experiment"})
+    wl = SimpleNamespace(cfg=cfg, name="test", task="binary", title="Test", gate_metric="roc_auc")
+    tried = stage.run(wl, "tests.workload", reg.env, "stage-exp", evaluation, bundle, tmp_path / "out-exp")  # type: ignore[arg-type]
+    assert (tried["version"], tried["alias"], tried["promoted"], tried["approval"], tried["in_experiment"]) == \
+        ("3", "challenger", False, "experiment", True)
+    assert reg.aliases("stage-model") == {"staging": "1", "champion": "2", "challenger": "3"}
+    # without a champion there is nothing to compare with: the first version is promoted as usual
+    cfg = KindmlConfig(home=reg.ws.root).with_overrides({"registry.model_name": "fresh-model", "registry.promotion": "experiment"})
+    wl = SimpleNamespace(cfg=cfg, name="test", task="binary", title="Test", gate_metric="roc_auc")
+    first = stage.run(wl, "tests.workload", reg.env, "fresh", evaluation, bundle, tmp_path / "out-fresh")  # type: ignore[arg-type]
+    assert (first["alias"], first["promoted"], first["in_experiment"]) == ("champion", True, False)

@@ -409,7 +409,7 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
             res = kindml(["experiment", "status", "--no-apply", "-o", "json"], home)
             assert res.returncode == 0, res.stderr
             st = json.loads(res.stdout)
-            assert st["name"] == spec["name"] and st["status"] == "running" and sum(st["outcomes_per_arm"]) > 0, st
+            assert st["name"] == spec["name"] and st["status"] == "running" and sum(st["outcomes_per_arm"].values()) > 0, st
             samples = _scrape(url)
             rows_by_variant = {dict(k[1])["variant"]: v for k, v in samples.items() if k[0] == "kindml_experiment_rows_total"}
             assert rows_by_variant["champion"] > 0 and rows_by_variant["challenger"] > 0, rows_by_variant

@@ -8,9 +8,9 @@ from typing import Any
 import typer
 
 from kindml.cli.common import OUTPUT_OPTION, Output, emit, state
-from kindml.errors import UsageError
+from kindml.cli.serve_cmd import serving_config
 
-METRICS = ("accuracy", "catch_rate", "false_alarm_rate", "auc")
+METRICS = ("accuracy", "catch_rate", "false_alarm_rate", "auc")  # kindml.serving.experiment.METRICS
 
 
 def _env() -> tuple[Any, Any, Any]:
@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("ab", "--mode", help="ab (split entities), canary (a small split) or shadow (the champion answers; "
                                  "the challenger's predictions are only recorded)."),
         split: float = typer.Option(None, "--split", help="The challenger's share of entities (default: ab 0.5, canary 0.05, shadow 1.0)."),
-        metric: str = typer.Option("accuracy", "--metric", help=f"The decision metric on labelled outcomes: {', '.join(METRICS)}."),
+        metric: str = typer.Option(None, "--metric", help=f"The decision metric on labelled outcomes: {', '.join(METRICS)} "
+                                   "(default: auc for a binary model, else accuracy)."),
         baseline: float = typer.Option(None, "--baseline", help="The champion's expected value of the metric (default: its holdout "
                                        "value in the registry, where the evaluate stage computed it)."),
         mde: float = typer.Option(0.05, "--mde", help="Minimum detectable effect, relative to the baseline (0.05 = 5 %)."),
@@ -76,54 +77,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start an experiment: the design (sample size, looks) is shown up front; a running predictor is restarted to route."""
         import contextlib
-        import secrets
-        import time
 
         from kindml import approvals, audit
         from kindml.errors import RegistryError
         from kindml.experiments import live
         from kindml.serving.bundle import fetch_bundle
-        from kindml.serving.outcomes import reference_of
-        from kindml.workload.loader import instantiate
+        from kindml.serving.experiment import begin, spec_data
 
         cfg, ws, env = _env()
-        if metric not in METRICS and spec_file is None:
-            raise UsageError(f"unknown --metric {metric!r}", f"Use one of {', '.join(METRICS)}, or pass a full --spec file.")
         chall = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, challenger)
         champ = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, f"{chall.name}@{cfg.registry.champion_alias}")
-        wl = instantiate(champ.workload, cfg)
-        kit = wl.model_kit().load(champ.folder)
-        sig = kit.signature()
-        if not sig.entity_keys:
-            raise UsageError(f"{champ.name}'s requests carry no entity key to assign by", "Experiments need a workload whose signature has an entity key.")
+        wcfg = serving_config(champ.workload)
         if spec_file is not None:
             data = _read_spec(spec_file)
         else:
-            ref = reference_of(champ.folder)
-            if baseline is None:
-                key = {"auc": "roc_auc"}.get(metric, metric)
-                if key not in ref:
-                    raise UsageError(f"the champion v{champ.version} has no holdout {metric} to start from",
-                                     "Pass --baseline (the champion's expected value of the metric).")
-                baseline = ref[key]
-            m: dict[str, Any] = {"name": metric, "kind": "auc" if metric == "auc" else "rate", "baseline": baseline,
-                                 "direction": "decrease" if metric == "false_alarm_rate" else "increase"}
-            if metric == "auc":
-                import json
+            from kindml.workload.loader import instantiate
 
-                metrics = json.loads((champ.folder / "metrics.json").read_text(encoding="utf-8"))
-                m["prevalence"] = float(metrics["positives"]) / float(metrics["rows"])
-            data = {"mode": mode, "split": split, "metric": m, "mde": mde, "min_samples": min_samples}
+            data = spec_data(instantiate(champ.workload, wcfg).task, champ.folder, mode=mode, split=split, metric=metric,
+                             baseline=baseline, mde=mde, min_samples=min_samples)
             if name:
                 data["name"] = name
-        data.setdefault("name", f"{champ.name}-v{chall.version}-{time.strftime('%Y%m%d%H%M%S')}".lower())
-        data.setdefault("salt", secrets.token_hex(16))
-        data.setdefault("champion", f"{champ.name}@{champ.version}")
-        data.setdefault("challenger", f"{chall.name}@{chall.version}")
-        rec = live.start(ws.serving, data, model=champ.name, task=wl.task, threshold=float(getattr(kit, "threshold", 0.5) or 0.5),
-                         champion={"version": champ.version, "dir": str(champ.folder)},
-                         challenger={"version": chall.version, "dir": str(chall.folder)},
-                         entity_field=sig.entity_keys[0], started_by=audit.current_user())
+        rec = begin(wcfg, ws, champ, chall, data, audit.current_user())
         with contextlib.suppress(RegistryError):  # already @challenger
             approvals.set_alias(env, cfg.registry, f"{chall.name}@{chall.version}", cfg.registry.challenger_alias, reason)
         served = restart_predictor(cfg, ws, env, champ.name)

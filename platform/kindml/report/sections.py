@@ -664,7 +664,7 @@ def experiment(data: RunData) -> str:
     exp = mon.get("experiment") or data.summary.get("experiment")
     if not exp:
         reg = data.get("registered") or {}
-        if (reg.get("promotion") or {}).get("experiment"):
+        if reg.get("in_experiment"):
             return why_missing(data, "monitor", "experiment record")
         return note("No experiment in this run (the register stage promoted directly; `registry.promotion: experiment` or "
                     "`kindml experiment start` runs one).", "info")

@@ -200,3 +200,65 @@ def make_experiment_predictor(champion: Any, challenger: Any, record: dict[str, 
                     "experiment": name, "degraded": degraded_any}
 
     return _Experiment()
+
+
+# --------------------------------------------------------------------------- starting one (CLI and deploy stage)
+
+METRICS = ("accuracy", "catch_rate", "false_alarm_rate", "auc")
+
+
+def default_metric(task: str) -> str:
+    """The decision metric when none is named: AUC for a binary model (labelled positives are rare), else accuracy."""
+    return "auc" if task == "binary" else "accuracy"
+
+
+def spec_data(task: str, champion_folder: Path, *, mode: str = "ab", split: float | None = None, metric: str | None = None,
+              baseline: float | None = None, mde: float = 0.05, min_samples: int = 200) -> dict[str, Any]:
+    """An experiment spec (without name and salt) from a few choices; the baseline defaults to the champion's holdout value."""
+    import json
+
+    from kindml.errors import UsageError
+    from kindml.serving.outcomes import reference_of
+
+    metric = metric or default_metric(task)
+    if metric not in METRICS:
+        raise UsageError(f"unknown experiment metric {metric!r}", f"Use one of {', '.join(METRICS)}, or pass a full --spec file.")
+    if baseline is None:
+        ref = reference_of(champion_folder)
+        key = {"auc": "roc_auc"}.get(metric, metric)
+        if key not in ref:
+            raise UsageError(f"the champion has no holdout {metric} to start the experiment from",
+                             "Pass --baseline (the champion's expected value of the metric), or choose --metric auc/accuracy.")
+        baseline = ref[key]
+    m: dict[str, Any] = {"name": metric, "kind": "auc" if metric == "auc" else "rate", "baseline": baseline,
+                         "direction": "decrease" if metric == "false_alarm_rate" else "increase"}
+    if metric == "auc":
+        metrics = json.loads((Path(champion_folder) / "metrics.json").read_text(encoding="utf-8"))
+        m["prevalence"] = float(metrics["positives"]) / float(metrics["rows"])
+    return {"mode": mode, "split": split, "metric": m, "mde": mde, "min_samples": min_samples}
+
+
+def begin(cfg: Any, ws: Any, champion: Any, challenger: Any, data: dict[str, Any], started_by: str,
+          run_id: str | None = None) -> dict[str, Any]:
+    """Write the running experiment record of ``champion`` vs ``challenger`` (two :class:`ModelBundle`); name and salt filled in."""
+    import secrets
+    import time as _time
+
+    from kindml.errors import UsageError
+    from kindml.experiments import live
+    from kindml.workload.loader import instantiate
+
+    wl = instantiate(champion.workload, cfg)
+    kit = wl.model_kit().load(champion.folder)
+    sig = kit.signature()
+    if not sig.entity_keys:
+        raise UsageError(f"{champion.name}'s requests carry no entity key to assign by", "Experiments need a signature with an entity key.")
+    data = dict(data)
+    data.setdefault("name", f"{champion.name}-v{challenger.version}-{_time.strftime('%Y%m%d%H%M%S')}".lower())
+    data.setdefault("salt", secrets.token_hex(16))
+    data.setdefault("champion", f"{champion.name}@{champion.version}")
+    data.setdefault("challenger", f"{challenger.name}@{challenger.version}")
+    return live.start(ws.serving, data, model=champion.name, task=wl.task, threshold=float(getattr(kit, "threshold", 0.5) or 0.5),
+                      champion={"version": champion.version, "dir": str(champion.folder)},
+                      challenger={"version": challenger.version, "dir": str(challenger.folder)},
+                      entity_field=sig.entity_keys[0], started_by=started_by, run_id=run_id)

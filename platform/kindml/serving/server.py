@@ -262,12 +262,13 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 def start_background(ws: Workspace, model_dir: Path, name: str, version: str, host: str = "127.0.0.1", port: int | None = None,
-                     extra_args: list[str] | None = None, timeout: float = 120.0) -> PredictorState:
-    """Start `kindml serve run` as a background process; wait until the model is ready. Idempotent for the same version."""
+                     extra_args: list[str] | None = None, timeout: float = 120.0, restart: bool = False) -> PredictorState:
+    """Start `kindml serve run` as a background process; wait until the model is ready. Idempotent for the same version
+    (``restart``: start it again anyway, e.g. to pick up a new experiment record)."""
     ws.ensure()
     current = read_state(ws)
     if current is not None and alive(current.pid):
-        if current.model == name and current.version == version:
+        if current.model == name and current.version == version and not restart:
             return current
         stop_background(ws)
     port = port or free_port(host)

@@ -73,16 +73,38 @@ def run(wl: Workload, env: RuntimeEnv, registered_dir: Path, out_dir: Path) -> d
             "deliberately. `--no-serve` skips deploy and monitor.",
         )
     bundle = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, ref)
-    st = start_background(ws, bundle.folder, bundle.name, bundle.version)
+    experiment = None
+    if registered.get("in_experiment"):  # registry.promotion: experiment — the new version is tried against the champion
+        experiment = start_experiment(wl, ws, env, bundle, registered)
+    st = start_background(ws, bundle.folder, bundle.name, bundle.version, restart=experiment is not None)
     examples = bundle.examples()
     if not examples:
         raise ServingError(f"{bundle.folder} has no examples.json to smoke-test the predictor with", "Re-export the model with kindml.")
     fields = json.loads((bundle.folder / "workload.json").read_text(encoding="utf-8"))["request_fields"]
     result = {"url": st.url, "pid": st.pid, "model": bundle.name, "version": bundle.version, "model_dir": str(bundle.folder),
-              "workload": wl.name, "smoke": smoke(st.url, bundle.name, examples[0], fields, Path(st.log))}
+              "workload": wl.name, "smoke": smoke(st.url, bundle.name, examples[0], fields, Path(st.log)), "experiment": experiment}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "deployed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def start_experiment(wl: Workload, ws: Workspace, env: RuntimeEnv, champion: Any, registered: dict[str, Any]) -> dict[str, Any]:
+    """Start the experiment of the new version (@challenger) against the champion; the predictor then routes between them."""
+    from kindml.audit import current_user
+    from kindml.experiments import live
+    from kindml.serving.bundle import fetch_bundle
+    from kindml.serving.experiment import begin, spec_data
+
+    cfg = wl.cfg
+    challenger = fetch_bundle(cfg, ws, env.mlflow_tracking_uri, f"{registered['name']}@{registered['version']}")
+    current = live.load(ws.serving)
+    if current is not None and current.get("status") == "running":  # a new candidate replaces the one being tried
+        live.stop(ws.serving, f"replaced by {registered['name']} v{registered['version']}", "pipeline")
+    data = spec_data(wl.task, champion.folder, mode=cfg.registry.experiment_mode)
+    run_id = (registered.get("tags") or {}).get("kindml.pipeline_run_id")
+    rec = begin(cfg, ws, champion, challenger, data, current_user(), run_id=run_id)
+    return {"name": rec["name"], "mode": rec["state"]["spec"]["mode"], "champion": rec["champion"]["version"],
+            "challenger": rec["challenger"]["version"], "design": rec["design"]}
 
 
 def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict[str, Any], out_dir: Path, canary_percent: int = 10,
@@ -100,7 +122,7 @@ def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict
     if registered.get("awaiting_approval"):  # registry.require_approval (kindml.approvals)
         raise ServingError(f"{registered['name']} v{registered['version']} waits for approval; the serving champion stays",
                            f"Approve it: `kindml models approve {registered['name']}@{registered['version']} --reason ...` moves the champion alias.")
-    if not registered["promoted"]:
+    if not registered["promoted"] and not registered.get("in_experiment"):  # in_experiment: tried as the canary below
         raise ServingError(f"{registered['name']} v{registered['version']} was not promoted by the gate; the serving champion stays",
                            "Nothing to deploy; see the evaluation report.")
     config.load_incluster_config()

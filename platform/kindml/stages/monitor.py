@@ -252,6 +252,7 @@ def run(
             ),
         },
         "phases": timeline,
+        "experiment": experiment_status(ws, dep) if not cluster else None,
         "observed_seconds": observed_s,
         "rules": "PrometheusRule kindml-rules" if cluster else str(rules),
     }
@@ -263,6 +264,21 @@ def run(
 
         outputs.publish(env, dep["mlflow_run_id"], {"monitoring": out_dir})
     return result
+
+
+def experiment_status(ws: Workspace, dep: dict[str, Any]) -> dict[str, Any] | None:
+    """The experiment deploy started (registry.promotion: experiment): a look over the outcomes labelled so far.
+
+    It keeps running after the pipeline (a decision needs more labelled outcomes than one run's traffic):
+    `kindml experiment status` looks again and acts on a final decision."""
+    if not dep.get("experiment"):
+        return None
+    from kindml.experiments import live
+    from kindml.monitoring.feedback import log_path
+    from kindml.monitoring.quality import PredictionLog
+
+    rec = live.evaluate(ws.serving, PredictionLog(log_path(ws.serving)))
+    return live.report(rec) if rec is not None else None
 
 
 def quality_series(

@@ -108,6 +108,7 @@ def run(wl: Workload, ref: str, env: RuntimeEnv, pipeline_run_id: str, eval_dir:
         "alias": decision.alias,
         "approval": decision.status,  # auto | pending | gate_rejected (kindml.approvals)
         "awaiting_approval": decision.status == approvals.PENDING,
+        "in_experiment": decision.status == approvals.IN_EXPERIMENT,  # registry.promotion: experiment (deploy starts it)
         "decision": decision.why,
         "audit_warnings": warnings,
         "model_uri": f"models:/{ver.name}/{ver.version}",
