@@ -377,7 +377,7 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
     accounts = tx.drop_duplicates("account_id").tail(120)
     rows = [instance(r) for _, r in accounts.iterrows()]
     for mode in ("ab", "shadow"):
-        spec = {"name": f"a-equals-a-{mode}", "salt": f"salt-of-{mode}-0001", "mode": mode,
+        spec = {"name": f"a-equals-a-{mode}", "salt": f"salt-of-{mode}-0001", "mode": mode, "split": 0.5,
                 "metric": {"name": "accuracy", "baseline": 0.9}, "mde": 0.05, "min_samples": 30}
         live.start(serving, spec, model=model, task="binary", threshold=0.5, champion={"version": version, "dir": server["model_dir"]},
                    challenger={"version": "99", "dir": str(chall)}, entity_field="account_id", started_by="test")
