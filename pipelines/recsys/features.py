@@ -11,7 +11,7 @@ the history that was complete before its day: never the rating itself, never a l
 - ``item_stats`` (item_id): ``item_rating_count``, ``item_mean_rating``, ``item_liked_share``,
   ``item_last_rating_at``;
 - ``user_recommendations`` (user_id, written by the batch stage): ``rec_items`` / ``rec_scores``
-  (the top-K of the served model, best first), ``model_version``.
+  (the top-K of the served model, best first).
 
 Feature services: ``recsys_v1`` (training: both snapshots joined onto every rating),
 ``recsys_user_v1`` (the user's features for batch scoring) and ``recsys_serving_v1`` (what the
@@ -155,16 +155,15 @@ def feature_objects(data_dir: Path) -> list[object]:
 def recommendation_objects(data_dir: Path) -> list[object]:
     """The precomputed-recommendations view (written by the batch stage) and the predictor's feature service."""
     from feast import FeatureService, FeatureView, Field, FileSource
-    from feast.types import Array, Float32, Int64, String
+    from feast.types import Array, Float64, Int64
 
     user, _ = _entities()
     recs = FeatureView(
         name=RECS_VIEW, entities=[user], ttl=NO_TTL,
-        schema=[Field(name="rec_items", dtype=Array(Int64)), Field(name="rec_scores", dtype=Array(Float32)),
-                Field(name="model_version", dtype=String)],
+        schema=[Field(name="rec_items", dtype=Array(Int64)), Field(name="rec_scores", dtype=Array(Float64))],
         source=FileSource(name=f"{RECS_VIEW}_source", path=str(data_dir / f"{RECS_TABLE}.parquet"), timestamp_field="event_timestamp"),
         online=True, description="Top-K items per user precomputed by the batch stage with the served model (best first).",
-        tags={"owner": "kindml", "workload": "recsys", "written_by": "batch_score"},
+        tags={"owner": "kindml", "workload": "recsys", "written_by": "batch"},
     )
     serving = FeatureService(name=SERVING_SERVICE, features=[recs, _user_view(data_dir)],
                              description="What the recommendation predictor reads: precomputed top-K, and the user profile for live scoring.")

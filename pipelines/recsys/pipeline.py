@@ -1,7 +1,7 @@
 """The recommendation capstone: the platform's stages plus batch inference, given this workload.
 
-ingest → validate → features → train → evaluate → export → register → batch_score → deploy → monitor.
-``batch_score`` scores every user with the served model (Ray Data) and writes the top-K back to
+ingest → validate → features → train → evaluate → export → register → batch → deploy → monitor.
+``batch`` scores every user with the served model (Ray Data) and writes the top-K back to
 Feast; ``deploy`` waits for it, so the predictor answers from the precomputed view (and scores
 live whoever has no row there). ``kindml run recsys`` runs it on the embedded default;
 ``kindml pipeline compile`` writes its IR for a cluster.
@@ -11,7 +11,7 @@ live whoever has no row there). ``kindml run recsys`` runs it on the embedded de
 from kfp import dsl
 
 from kindml.components import (
-    batch_score,
+    batch,
     deploy,
     evaluate,
     export,
@@ -56,8 +56,8 @@ def pipeline(
     t_export = on_cluster(export(workload=w, config_json=config_json, model=t_train.outputs["model"], holdout=t_train.outputs["holdout"]), "export")
     t_register = on_cluster(register(workload=w, config_json=config_json, pipeline_run_id=run_id, evaluation=t_eval.outputs["evaluation"],
                                      onnx_model=t_export.outputs["onnx_model"]), "register")
-    t_batch = on_cluster(batch_score(workload=w, config_json=config_json, clean=t_validate.outputs["clean"],
-                                     registered=t_register.outputs["registered"]), "batch_score")
+    t_batch = on_cluster(batch(workload=w, config_json=config_json, clean=t_validate.outputs["clean"], registered=t_register.outputs["registered"]),
+                         "batch")
     with dsl.If(serve == True, name="serve-and-monitor"):  # noqa: E712 - a KFP condition, not Python
         t_deploy = on_cluster(deploy(workload=w, config_json=config_json, registered=t_register.outputs["registered"]), "deploy")
         t_deploy.after(t_batch)  # the predictor reads the recommendations the batch wrote back

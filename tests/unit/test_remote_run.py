@@ -126,8 +126,8 @@ def test_unreachable_kfp_api_is_a_cluster_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["fraud", "text"])
 def test_every_capstone_submits_to_kfp(name: str, tmp_path: Path) -> None:
     """The kind target submits every capstone: the pipeline, its config and run id (the KFP API is faked at the client boundary)."""
-    from kindml.pipeline.remote import run_on_kfp
     from kindml.config import KindmlConfig
+    from kindml.pipeline.remote import run_on_kfp
     from kindml.pipelines import CAPSTONES
     from kindml.workspace import Workspace
 

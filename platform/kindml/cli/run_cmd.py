@@ -99,7 +99,8 @@ def text_summary(s: dict[str, Any]) -> str:
     b = s.get("batch")
     if b:
         lines.append(f"batch: {b['rows']} {b.get('what') or 'rows'} scored by {b.get('model')} v{b.get('version')} with {b.get('engine')} "
-                     f"({b.get('workers')} workers) in {b.get('scoring_seconds')} s = {b.get('rows_per_s')} {b.get('what') or 'rows'}/s"
+                     f"({b.get('workers')} workers) in {b.get('scoring_seconds')} s = {b.get('rows_per_s')} {b.get('what') or 'rows'}/s "
+                     f"(steady state {b.get('steady_rows_per_s')}/s)"
                      + (f"; written to Feast view {b['feast_view']}" if b.get("feast_view") else ""))
     srv = s.get("serving")
     if srv:

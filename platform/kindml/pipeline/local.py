@@ -206,7 +206,7 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     deployed = _read_json(_find_one(kfp_root, "deployed/deployed.json"))
     monitoring = _read_json(_find_one(kfp_root, "monitoring/monitor.json"))
     train_report = _read_json(_find_one(kfp_root, "model/train_report.json"))
-    batch = _read_json(_find_one(kfp_root, "batch/batch.json"))
+    batch = _read_json(_find_one(kfp_root, "scores/batch.json"))
     summary["metrics"] = summary_metrics(metrics) if metrics else {}
     if metrics.get("baselines"):
         summary["baselines"] = {name: {k: v for k, v in b.items() if isinstance(v, int | float | str)} for name, b in metrics["baselines"].items()}
@@ -227,10 +227,11 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
          "model_uri": registered["model_uri"], "onnx_path": registered["onnx_path"]}
         if registered else None
     )
-    if batch:  # batch inference (the batch_score stage): throughput next to the online latency below
+    if batch:  # batch inference (the batch stage): throughput next to the online latency below
         engine = batch.get("engine") or {}
         summary["batch"] = {"what": batch.get("what"), "rows": batch.get("rows"), "model": batch.get("model"), "version": batch.get("version"),
                             "engine": engine.get("engine"), "workers": engine.get("workers"), "rows_per_s": engine.get("rows_per_s"),
+                            "steady_rows_per_s": (engine.get("extra") or {}).get("steady_rows_per_s"),
                             "scoring_seconds": engine.get("seconds"), "seconds": batch.get("seconds"), "output": batch.get("output"),
                             "feast_view": (batch.get("sink") or {}).get("view")}
     if deployed:

@@ -22,6 +22,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunData], str]], ...] = (
     ("training", "Training and tuning", sections.training),
     ("evaluation", "Evaluation", sections.evaluation),
     ("registry", "Model versions and lineage", sections.registry),
+    ("batch", "Batch inference", sections.batch),
     ("serving", "Serving latency", sections.serving),
     ("drift", "Drift per feature", sections.drift),
     ("alerts", "Alerts fired", sections.alerts),

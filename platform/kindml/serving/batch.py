@@ -9,7 +9,7 @@ graph, and the workload turns each scored batch into output rows
 - :func:`score_with_ray` — Ray Data: ``from_pandas`` → ``map_batches`` with a
   pool of actors (``ActorPoolStrategy``), each loading the workload, the kit
   and one single-threaded ONNX Runtime session once, then scoring batch after
-  batch in parallel. This is what the ``batch_score`` stage runs (locally in a
+  batch in parallel. This is what the ``batch`` stage runs (locally in a
   private Ray; on a cluster the same code joins a RayCluster through
   ``RAY_ADDRESS``).
 - :func:`score_with_pandas` — a plain loop over DataFrame slices in this
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+TIMING = "_kindml_scoring_seconds"
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,13 @@ class BatchScorer:
         from kindml.model.export import run_onnx
         from kindml.model.kit import frame_columns
 
+        t0 = time.perf_counter()
         batch = batch.reset_index(drop=True)
         outputs = run_onnx(self.session, self.kit.feeds(frame_columns(batch)))
-        return self.workload.batch_output(self.kit, batch, outputs)
+        out = self.workload.batch_output(self.kit, batch, outputs)
+        if len(out):  # this batch's compute time, spread over its rows (summed by the engine, then dropped)
+            out[TIMING] = (time.perf_counter() - t0) / len(out)
+        return out
 
 
 @dataclass
@@ -74,7 +80,8 @@ class BatchStats:
     batch_size: int
     workers: int
     seconds: float
-    """Wall time of the scoring (for Ray: from the dataset's creation to the last output row, actor start-up included)."""
+    """Wall time of the scoring (for Ray: from the dataset's creation to the last output row, actor start-up included);
+    ``extra["compute_seconds"]`` is the scorers' own time (feeds, ONNX Runtime, output rows), summed over batches."""
     rows_per_s: float
     setup_seconds: float = 0.0
     """Not in ``seconds``: starting the local Ray (Ray Data) or building the scorer (pandas)."""
@@ -82,6 +89,22 @@ class BatchStats:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def plain_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Arrow-backed columns (Ray Data hands lists back as ``list<...>[pyarrow]``) as plain numpy / object columns, so the
+    parquet written from the table reads back everywhere (Feast's dask offline store does not know Arrow dtypes)."""
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.ArrowDtype):
+            values = df[c].to_list()
+            df[c] = pd.Series(values, index=df.index, dtype=object) if values and isinstance(values[0], list) else pd.Series(values, index=df.index)
+    return df
+
+
+def _compute_time(out: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    if TIMING not in out.columns:
+        return out, 0.0
+    return out.drop(columns=TIMING).reset_index(drop=True), float(out[TIMING].sum())
 
 
 def _batches(n: int, size: int) -> int:
@@ -97,8 +120,9 @@ def score_with_pandas(rows: pd.DataFrame, spec: ScorerSpec, batch_size: int) -> 
     parts = [scorer(rows.iloc[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     secs = time.perf_counter() - t1
+    out, compute = _compute_time(out)
     return out, BatchStats("pandas", len(rows), len(parts), batch_size, 1, round(secs, 4), round(len(rows) / secs, 1) if secs > 0 else 0.0,
-                           round(setup, 3))
+                           round(setup, 3), {"compute_seconds": round(compute, 4)})
 
 
 def score_with_ray(rows: pd.DataFrame, spec: ScorerSpec, batch_size: int, workers: int, in_session: bool = False) -> tuple[pd.DataFrame, BatchStats]:
@@ -112,7 +136,8 @@ def score_with_ray(rows: pd.DataFrame, spec: ScorerSpec, batch_size: int, worker
     from kindml.model.train import ray_session
 
     t0 = time.perf_counter()
-    ctx = contextlib.nullcontext() if in_session else ray_session(max(workers, 1))
+    # one CPU per actor plus one for Ray Data's own tasks: with exactly `workers` CPUs the actors can starve them
+    ctx = contextlib.nullcontext() if in_session else ray_session(max(workers, 1) + 1)
     with ctx:
         import ray.data
 
@@ -122,10 +147,15 @@ def score_with_ray(rows: pd.DataFrame, spec: ScorerSpec, batch_size: int, worker
         data_ctx.print_on_execution_start = False
         t1 = time.perf_counter()
         n_blocks = max(1, min(_batches(len(rows), batch_size), workers * 4))
-        ds = ray.data.from_pandas(rows).repartition(n_blocks)
+        bounds = [round(i * len(rows) / n_blocks) for i in range(n_blocks + 1)]
+        ds = ray.data.from_pandas([rows.iloc[a:b] for a, b in zip(bounds, bounds[1:], strict=False)])  # n blocks: every actor gets work
         scored = ds.map_batches(BatchScorer, fn_constructor_args=(spec,), batch_size=batch_size, batch_format="pandas",
                                 compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, zero_copy_batch=False)
-        out = scored.to_pandas()
+        out = plain_columns(scored.to_pandas())
         secs = time.perf_counter() - t1
+    out, compute = _compute_time(out)
+    # steady state: the scorers' own time, spread over the actors (what a long batch approaches once the actors run)
+    steady = len(rows) / (compute / workers) if compute > 0 else 0.0
     return out, BatchStats("ray_data", len(rows), _batches(len(rows), batch_size), batch_size, workers, round(secs, 4),
-                           round(len(rows) / secs, 1) if secs > 0 else 0.0, round(setup, 3), {"blocks": n_blocks})
+                           round(len(rows) / secs, 1) if secs > 0 else 0.0, round(setup, 3),
+                           {"blocks": n_blocks, "compute_seconds": round(compute, 4), "steady_rows_per_s": round(steady, 1)})

@@ -1,4 +1,4 @@
-"""Stage ``batch_score``: batch inference with the served model, written to parquet and back to the feature store.
+"""Stage ``batch``: batch inference with the served model, written to parquet and back to the feature store.
 
 1. the workload says what to score (:meth:`~kindml.workload.contract.Workload.batch`): entity rows
    built from the validated tables (every user, every series, ...), optionally with a feature
@@ -52,7 +52,7 @@ def run(wl: Workload, env: RuntimeEnv, ref: str, clean_dir: Path, registered_dir
     data_dir = data_dir_of(env, wl, manifest)
     spec = wl.batch(tables, window, data_dir)
     if spec is None:
-        raise UsageError(f"workload {wl.name!r} defines no batch inference (Workload.batch)", "Leave the batch_score component out of its pipeline.")
+        raise UsageError(f"workload {wl.name!r} defines no batch inference (Workload.batch)", "Leave the batch component out of its pipeline.")
     if spec.row_id not in spec.rows.columns or not spec.rows[spec.row_id].is_unique:
         raise UsageError(f"the batch rows of workload {wl.name!r} need a unique {spec.row_id!r} column", "Fix Workload.batch.")
     # score with the champion, the model `deploy` serves: precomputed answers must come from the served version
@@ -101,6 +101,7 @@ def run(wl: Workload, env: RuntimeEnv, ref: str, clean_dir: Path, registered_dir
         "sink": sink,
         "engine": stats.to_dict(),
         f"{spec.what}_per_s": stats.rows_per_s,
+        f"steady_{spec.what}_per_s": stats.extra.get("steady_rows_per_s"),
         "seconds": {"prepare": round(t1 - t0, 2), "features": round(t2 - t1, 2), "ray_start": stats.setup_seconds,
                     "scoring": stats.seconds, "write_back": round(t4 - t3, 2), "total": round(t4 - t0, 2)},
     }
