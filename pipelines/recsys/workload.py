@@ -205,7 +205,7 @@ class RecsysWorkload(Workload):
             "popularity_curve": pop["curve"],
             "segments": segments,
             "relevance": f"rating >= {LIKED} in the holdout; items rated before the holdout are excluded",
-            "baselines": {"popularity": {k: round(v, 5) for k, v in pop.items() if isinstance(v, float)}
+            "baselines": {"popularity": {k: v for k, v in pop.items() if isinstance(v, float)}
                           | {"note": "the most liked items of the history (ratings >= 4 before the holdout), minus what each user has"}},
         }
 
