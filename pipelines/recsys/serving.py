@@ -9,11 +9,10 @@ scored live by the ONNX model from their profile (``source: "live"``; no profile
 unknown-user embedding and "no history" inputs, i.e. broadly popular items; ``user_known: false``).
 
 v1 answer per user: ``items`` (ids, best first), ``scores``, ``top_item``, ``source``,
-``user_known``. v2 outputs: ``top_item`` (INT64), ``items`` (BYTES, comma-separated ids),
+``user_known``. v2 outputs: ``top_item`` (INT64), ``item_ids`` (BYTES, comma-separated ids),
 ``source`` (BYTES), ``user_known`` (BOOL).
 
-Drift columns: whether the user was known, the user's rating count, the top score; the answer's
-source and the top item's first genre.
+Drift columns: whether the user was known, the user's rating count, and the top score (prediction drift).
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ class RecsysSignature(Signature):
 
     def __init__(self, kit: Any) -> None:
         self.kit = kit
-        self._genre_of: dict[int, str] | None = None
 
     @property
     def fields(self) -> dict[str, str]:
@@ -59,7 +57,7 @@ class RecsysSignature(Signature):
 
     @property
     def outputs(self) -> dict[str, str]:
-        return {"top_item": "INT64", "items": "BYTES", "source": "BYTES", "user_known": "BOOL"}
+        return {"top_item": "INT64", "item_ids": "BYTES", "source": "BYTES", "user_known": "BOOL"}
 
     @property
     def max_k(self) -> int:
@@ -95,15 +93,8 @@ class RecsysSignature(Signature):
             tops.append(top)
             lists.append(",".join(str(int(x)) for x in items))
             sources.append(source)
-        return Answer(preds, [("top_item", "INT64", tops), ("items", "BYTES", lists), ("source", "BYTES", sources),
+        return Answer(preds, [("top_item", "INT64", tops), ("item_ids", "BYTES", lists), ("source", "BYTES", sources),
                               ("user_known", "BOOL", [bool(x) for x in user_known])])
-
-    def _top_genre(self, items: np.ndarray) -> np.ndarray:
-        if self._genre_of is None:
-            names = self.kit.state["genres"]
-            feats = np.asarray(self.kit.state["item_features"])[:, : len(names)]
-            self._genre_of = {int(i): (names[int(np.argmax(f))] if f.max() > 0 else "none") for i, f in zip(self.kit.item_ids, feats, strict=True)}
-        return np.array([self._genre_of.get(int(i), "none") for i in items], dtype=object)
 
     def monitored(self, cols: Mapping[str, Any], feeds: Mapping[str, np.ndarray], outputs: list[np.ndarray],
                   probs: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -111,9 +102,9 @@ class RecsysSignature(Signature):
         numeric = {"user_known": uf[:, -1].astype(np.float64),
                    "user_rating_count": np.expm1(uf[:, 0]).astype(np.float64),
                    "top_score": self.score(probs)}
-        categorical = {"source": np.where(probs.precomputed, "precomputed", "live").astype(str),
-                       "top_genre": self._top_genre(probs.items[:, 0]).astype(str)}
-        return numeric, categorical
+        # no categorical columns: the answer's source is "live" for every reference row (the reference is scored by the model at
+        # export, before any batch), and the top item's genre moves with every new rating, so neither is comparable to the reference
+        return numeric, {}
 
     def score(self, probs: Any) -> np.ndarray:
         s = np.asarray(probs.scores, dtype=np.float64)[:, 0] if len(probs) else np.zeros(0)

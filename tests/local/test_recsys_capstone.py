@@ -130,7 +130,7 @@ def test_precomputed_and_live_users_over_v1_and_v2(run) -> None:  # type: ignore
     assert code == 200, v2
     out = {o["name"]: o["data"] for o in v2["outputs"]}
     assert out["top_item"] == [pre["top_item"], live["top_item"]] and out["source"] == ["precomputed", "live"]
-    assert out["items"][0] == ",".join(str(i) for i in expected[:10]) and out["user_known"] == [True, False]
+    assert out["item_ids"][0] == ",".join(str(i) for i in expected[:10]) and out["user_known"] == [True, False]
 
 
 @pytest.mark.parametrize("body,needle", [

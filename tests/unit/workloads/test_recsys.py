@@ -12,7 +12,14 @@ import pytest
 
 from kindml.config import KindmlConfig
 from kindml.data.load import content_hash
-from kindml.pipelines.recsys.data import CORRUPTION_KINDS, RATINGS, build_world, corrupt, generate_history, live_requests
+from kindml.pipelines.recsys.data import (
+    CORRUPTION_KINDS,
+    RATINGS,
+    build_world,
+    corrupt,
+    generate_history,
+    live_requests,
+)
 from kindml.pipelines.recsys.features import GENRE_FEATURES, item_stats, user_profile
 from kindml.pipelines.recsys.model import Ranked, RecsysKit
 from kindml.pipelines.recsys.workload import RecsysWorkload
