@@ -281,7 +281,10 @@ class RecsysKit(ModelKit):
             raw = cols.get(name)
             if raw is None:
                 return np.full(n, np.nan)
-            return np.array([np.nan if v is None else v for v in np.asarray(raw, dtype=object)], dtype=np.float64)
+            arr = np.asarray(raw)
+            if arr.dtype.kind in "fiu":
+                return arr.astype(np.float64)
+            return pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(np.float64)  # None (not looked up) → NaN
 
         count = col("rating_count", 0.0)
         has = np.isfinite(count) & (count > 0)
@@ -325,12 +328,20 @@ class RecsysKit(ModelKit):
     def exclusions(self, cols: Mapping[str, Any], n: int) -> np.ndarray:
         """``exclude`` (item ids per row) → catalogue indices padded with the catalogue size, int64 [n, max(1, m)]."""
         raw = cols.get("exclude")
-        lists = [[] if raw is None or v is None else [self._item_pos[int(i)] for i in v if int(i) in self._item_pos]
-                 for v in (raw if raw is not None else [None] * n)]
-        width = max([1, *(len(x) for x in lists)])
-        out = np.full((n, width), self.n_items, dtype=np.int64)
-        for r, x in enumerate(lists):
-            out[r, :len(x)] = x
+        if raw is None:
+            return np.full((n, 1), self.n_items, dtype=np.int64)
+        lists = [v if v is not None and np.ndim(v) > 0 else () for v in raw]  # None / NaN (a user with no list) → nothing
+        lengths = np.array([len(v) for v in lists], dtype=np.int64)
+        flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in lists if len(v)]) if lengths.sum() else np.zeros(0, np.int64)
+        rows = np.repeat(np.arange(n), lengths)
+        pos = np.searchsorted(self._item_ids, flat)  # the catalogue's ids are sorted (fit)
+        pos_c = np.clip(pos, 0, max(self.n_items - 1, 0))
+        ok = (pos < self.n_items) & (self._item_ids[pos_c] == flat) if self.n_items else np.zeros(len(flat), dtype=bool)
+        rows, idx = rows[ok], pos_c[ok]  # ids outside the catalogue cannot be recommended anyway
+        counts = np.bincount(rows, minlength=n)
+        out = np.full((n, max(1, int(counts.max()) if n else 1)), self.n_items, dtype=np.int64)
+        col = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        out[rows, col] = idx
         return out
 
     def feeds(self, cols: Mapping[str, Any]) -> dict[str, np.ndarray]:

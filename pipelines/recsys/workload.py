@@ -63,9 +63,9 @@ class RecsysWorkload(Workload):
     defaults = {
         "data.rows": 100_000,
         "data.days": 60,
-        "train.epochs": 6,
+        "train.epochs": 4,
         "train.batch_size": 2048,
-        "train.tune_trials": 3,
+        "train.tune_trials": 2,
         "train.tune_epochs": 2,
         "evaluate.min_score": 0.05,
         "evaluate.max_regression": 0.01,

@@ -337,7 +337,8 @@ def confusion_matrix(conf: dict[str, Any], threshold: Any = None, positive: str 
 
 
 # ---------------------------------------------------------------- registry
-LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("gate", "kindml.gate"),
+LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("recall@10", "kindml.recall_at_10"),
+                   ("gate", "kindml.gate"),
                    ("data rows", "kindml.data_rows"), ("data hash", "kindml.data_hash"), ("validation", "kindml.validation_success"),
                    ("git", "kindml.git_commit"))
 

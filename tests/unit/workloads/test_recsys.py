@@ -86,10 +86,12 @@ def test_kit_inputs_unknown_users_items_and_exclusions(ratings, world, tmp_path)
     assert kit.max_k == 20
     assert kit.user_index([int(ratings["user_id"].iloc[0]), 10**9]).tolist()[1] == 0  # unknown user → index 0
     assert kit.item_index([10**9]).tolist() == [kit.n_items]  # unknown item → the padding index
-    feeds = kit.feeds({"user_id": np.array([1, 2]), "exclude": np.array([[int(kit.item_ids[0]), 10**9], None], dtype=object)})
-    assert feeds["exclude"].tolist() == [[0], [kit.n_items]]  # ids → catalogue indices, unknown dropped, padded
-    assert feeds["user_features"].shape == (2, len(kit.state["user_mean"]))
-    assert feeds["user_features"][:, -1].tolist() == [0.0, 0.0]  # no profile → "no history"
+    exclude = np.array([[int(kit.item_ids[0]), 10**9], None, float("nan"), [int(kit.item_ids[2]), int(kit.item_ids[1])]], dtype=object)
+    feeds = kit.feeds({"user_id": np.array([1, 2, 3, 4]), "exclude": exclude})
+    # ids → catalogue indices in their order, unknown dropped, no list (None, or NaN after a reindex) → padding only
+    assert feeds["exclude"].tolist() == [[0, kit.n_items], [kit.n_items] * 2, [kit.n_items] * 2, [2, 1]]
+    assert feeds["user_features"].shape == (4, len(kit.state["user_mean"]))
+    assert feeds["user_features"][:, -1].tolist() == [0.0] * 4  # no profile → "no history"
     arrays, y = kit.arrays(ratings.head(100)), kit.labels(ratings.head(100))
     assert len(arrays["user_index"]) == len(y) == 200 and y[100:].sum() == 0  # every rating plus one sampled negative
     assert np.array_equal(kit.arrays(ratings.head(100))["item_index"], arrays["item_index"])  # the negatives are reproducible
