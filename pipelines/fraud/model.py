@@ -71,6 +71,17 @@ class FraudKit(ModelKit):
     def feeds(self, cols: Mapping[str, Any]) -> dict[str, np.ndarray]:
         return {INPUT_NAME: self.assembler.transform(cols)}
 
+    def explanation(self) -> Any:
+        """The request fields (``hour`` from the timestamp) and every looked-up account and merchant feature."""
+        from kindml.explain.spec import ExplainSpec
+        from kindml.pipelines.fraud.preprocess import REQUEST_FIELDS
+        from kindml.pipelines.fraud.serving import FEATURE_FIELDS, STRING_FEATURES
+
+        def hour(frame: pd.DataFrame) -> np.ndarray:
+            return pd.DatetimeIndex(pd.to_datetime(frame["event_timestamp"], utc=True)).hour.to_numpy(dtype=np.float64)
+
+        return ExplainSpec(columns=[*REQUEST_FIELDS, *FEATURE_FIELDS, *STRING_FEATURES], derived={"hour": hour})
+
     def signature(self) -> Signature:
         from kindml.pipelines.fraud.serving import FraudSignature
 

@@ -141,10 +141,10 @@ class FraudWorkload(Workload):
 
         return generate_live(self.world(), n, DriftSpec.from_severity(drift) if drift > 0 else None, stream=stream, concept=concept)
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         from kindml.pipelines.fraud.serving import FraudSignature
 
-        return FraudSignature([], 0.5).instances(self.live(n, drift, stream))
+        return FraudSignature([], 0.5).instances(frame)
 
 
 WORKLOAD = FraudWorkload

@@ -41,6 +41,7 @@ PREPROCESSING = "text_preprocessing.json"
 TOKENIZER = "tokenizer.json"
 MAX_TOKENS = 64
 EMBED_DIM = 384
+ENCODER = {"num_heads": 12, "hidden_size": EMBED_DIM}  # all-MiniLM-L6-v2: what ORT's transformer optimizer needs to fuse it
 PCA_COMPONENTS = 3
 EMBED_BATCH = 64
 SCHEMA_VERSION = 1
@@ -96,12 +97,21 @@ def _torch() -> Any:
     return torch
 
 
+def l2_normalize(x: Any, eps: float = 1e-12) -> Any:
+    """``torch.nn.functional.normalize(x, p=2, dim=1)``, written so the ONNX graph has ReduceSum, not ReduceL2.
+
+    At opset >= 18 ONNX Runtime's symbolic shape inference loses the shape of ReduceL2 (its axes became an
+    input; onnxruntime PR #32376), the transformer optimizer then fuses no Attention, and the quantize
+    chooser's fused variants are lost. ReduceSum has its own shape handler.
+    """
+    return x / x.pow(2).sum(dim=1, keepdim=True).sqrt().clamp(min=eps)
+
+
 def pooled(bert: Any, input_ids: Any, attention_mask: Any) -> Any:
     """Mean pooling over real tokens, then L2 normalisation (what sentence-transformers does for this model)."""
-    torch = _torch()
     hidden = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return torch.nn.functional.normalize((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9), p=2.0, dim=1)
+    return l2_normalize((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9))
 
 
 def build_head(n_context: int, hidden: int, dropout: float, n_classes: int, mean: list[float] | None, std: list[float] | None) -> Any:
@@ -316,7 +326,7 @@ class TextKit(ModelKit):
                    "context": np.zeros((2, len(self.state["context_mean"])), dtype=np.float32)}
         return OnnxSpec(module, example, ["input_ids", "attention_mask", "context"], ["probabilities", "embedding"],
                         dynamic_axes={"input_ids": {1: "sequence"}, "attention_mask": {1: "sequence"}},
-                        transformer={"num_heads": 12, "hidden_size": EMBED_DIM}, exporter="torchscript")
+                        transformer=dict(ENCODER), exporter="torchscript")
 
     def feeds(self, cols: Mapping[str, Any]) -> dict[str, np.ndarray]:
         texts = [str(t) for t in np.asarray(cols["text"], dtype=object)]
@@ -334,12 +344,25 @@ class TextKit(ModelKit):
         assert self.state is not None, "load the kit before asking for its signature"
         return TextSignature(self)
 
+    def explanation(self) -> Any:
+        """Per request: the words of the ticket (an absent word becomes ``[MASK]``), customer features as looked up.
+        Global importance: the text as a whole against the customer's plan, account age, ticket history and recent intents."""
+        from kindml.explain.spec import ExplainSpec
+        from kindml.pipelines.text.features import SHARE_FEATURES
+
+        return ExplainSpec(columns=["plan", "account_age_days"],
+                           groups={"ticket_history": ["ticket_count_7d", "ticket_count_30d", "days_since_last_ticket"],
+                                   "recent_intents": list(SHARE_FEATURES)},
+                           text="text", mask_token="[MASK]", max_words=32, samples=6,
+                           importance_rows=40, importance_background=10, importance_samples=1)
+
     def project(self, embedding: np.ndarray) -> np.ndarray:
         """The embedding's first principal components (training basis): what the drift monitor watches."""
         assert self.state is not None
         return (np.asarray(embedding, dtype=np.float64) - np.asarray(self.state["pca_mean"])) @ np.asarray(self.state["pca_components"]).T
 
     def quantize(self, onnx_path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray, budget: float, out_dir: Path) -> dict[str, Any]:
+        """The best of FP32, fused FP32 and INT8 (dynamic, static QDQ) within the macro-F1 budget (:mod:`kindml.pipelines.text.quantize`)."""
         from kindml.pipelines.text.quantize import choose
 
-        return choose(self, onnx_path, feeds, labels, budget, out_dir)
+        return choose(onnx_path, feeds, labels, budget, out_dir, ENCODER)

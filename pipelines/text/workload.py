@@ -149,10 +149,15 @@ class TextWorkload(Workload):
 
         return generate_live(self.world(), n, drift, stream=stream, concept=concept)
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
-        df = self.live(n, drift, stream)
-        return [{"text": str(r["text"]), "customer_id": int(r["customer_id"]), "channel": str(r["channel"])}
-                for r in df[["text", "customer_id", "channel"]].to_dict(orient="records")]
+    def requests(self, df: pd.DataFrame) -> list[dict[str, Any]]:
+        return [
+            {
+                "text": str(r["text"]),
+                "customer_id": int(r["customer_id"]),
+                "channel": str(r["channel"]),
+            }
+            for r in df[["text", "customer_id", "channel"]].to_dict(orient="records")
+        ]
 
 
 WORKLOAD = TextWorkload

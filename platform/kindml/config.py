@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from kindml.errors import ConfigError
 
@@ -146,8 +155,24 @@ class RegistryConfig(_Strict):
     model_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,61}$",
                                    description="Registered model name (default: the workload's); also the InferenceService name on a cluster.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: a SQLite store in the workspace.")
-    champion_alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    champion_alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]{0,30}$", description="The alias that is served (deploy serves NAME@champion).")
+    staging_alias: str = Field("staging", pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+                               description="The alias of a version the gate passed that waits for approval (with require_approval).")
+    challenger_alias: str = Field("challenger", pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+                                  description="The alias of a version tried next to the champion (A/B, canary); set with `kindml models alias`.")
+    require_approval: bool = Field(False, description="The register stage never moves the champion: a version the gate passes gets the "
+                                                      "staging alias and waits for `kindml models approve NAME@VERSION --reason ...`.")
     experiment: str | None = Field(None, description="MLflow experiment (default: kindml-<workload>).")
+
+    @field_validator("champion_alias", "staging_alias", "challenger_alias")
+    @classmethod
+    def _alias(cls, alias: str, info: ValidationInfo) -> str:
+        if alias == "latest" or re.fullmatch(r"v\d+", alias):
+            raise ValueError(f"{alias!r} is reserved by MLflow ('latest' and v<number> name versions)")
+        taken = [k for k in ("champion_alias", "staging_alias") if k != info.field_name and info.data.get(k) == alias]
+        if taken:
+            raise ValueError(f"{alias!r} is already registry.{taken[0]}: the champion, staging and challenger aliases must differ")
+        return alias
 
     @property
     def model(self) -> str:

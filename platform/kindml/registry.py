@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,11 @@ def parse_model_ref(text: str, default_alias: str = "champion") -> tuple[str, st
     return m.group("name"), None, ref
 
 
+def store_exists(tracking_uri: str) -> bool:
+    """False only for a SQLite store whose file is missing (opening it would create an empty one)."""
+    return not tracking_uri.startswith("sqlite:///") or Path(tracking_uri.removeprefix("sqlite:///")).is_file()
+
+
 def _client(tracking_uri: str) -> Any:
     from mlflow import MlflowClient
 
@@ -115,16 +120,42 @@ def list_models(tracking_uri: str) -> list[str]:
         return sorted(m.name for m in _client(tracking_uri).search_registered_models())
 
 
+def _not_found(exc: BaseException) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def get_registered_model(tracking_uri: str, name: str) -> Any:
+    """MLflow's ``RegisteredModel`` (aliases as a dict alias → version, tags), or None when there is no such model.
+
+    Any other failure (a server that does not answer, a broken store) is a :class:`RegistryError`.
+    """
+    with mlflow_env(tracking_uri):
+        try:
+            return _client(tracking_uri).get_registered_model(name)
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise RegistryError(f"cannot query the model registry {tracking_uri}: {type(exc).__name__}: {str(exc)[:300]}",
+                                "Check registry.tracking_uri (`kindml config show`) and that the MLflow server answers.") from None
+
+
 def list_versions(tracking_uri: str, name: str) -> list[ModelRef]:
+    """Every version of ``name``, oldest first, with its aliases (MLflow's version search leaves them out: they come
+    from the registered model)."""
     with mlflow_env(tracking_uri):
         from mlflow.exceptions import MlflowException
 
         client = _client(tracking_uri)
         try:
             versions = client.search_model_versions(f"name = '{name}'")
+            aliases = dict(client.get_registered_model(name).aliases or {}) if versions else {}
         except MlflowException:
             return []
-        refs = [ModelRef(name=v.name, version=str(v.version), aliases=list(v.aliases or []), tags=dict(v.tags or {}), run_id=v.run_id, source=v.source) for v in versions]
+        by_version: dict[str, list[str]] = {}
+        for alias, version in sorted(aliases.items()):
+            by_version.setdefault(str(version), []).append(alias)
+        refs = [ModelRef(name=v.name, version=str(v.version), aliases=by_version.get(str(v.version), list(v.aliases or [])), tags=dict(v.tags or {}),
+                         run_id=v.run_id, source=v.source) for v in versions]
         return sorted(refs, key=lambda r: int(r.version))
 
 
@@ -154,12 +185,15 @@ def register_onnx(
     promote: bool,
     alias: str,
     model_description: str = "",
+    on_registered: Callable[[ModelRef, str | None], None] | None = None,
 ) -> ModelRef:
     """Log the ONNX model with its extra files into ``run_id`` and register a new version.
 
-    The version is created in one registry call after every file is logged;
-    the alias moves only when ``promote`` is true. A failure after creation
-    deletes the half-made version so the registry never holds a partial one.
+    The version is created in one registry call after every file is logged; the alias moves only when
+    ``promote`` is true. ``on_registered(version, previous)`` (the audit record; ``previous`` is the version
+    the alias pointed at before, when it moved) runs last. A failure after creation — of the alias move or of
+    ``on_registered`` — puts the alias back and deletes the half-made version, so the registry never holds a
+    partial one.
     """
     import onnx
 
@@ -175,15 +209,23 @@ def register_onnx(
                 save_as_external_data=False,
             )
         try:
-            client.get_registered_model(name)
+            previous = (client.get_registered_model(name).aliases or {}).get(alias)
         except Exception:
             client.create_registered_model(name, description=model_description or "A model trained by a kindml pipeline.")
+            previous = None
         mv = client.create_model_version(name=name, source=info.model_uri, run_id=run_id, tags=tags, description=description)
+        moved = False
         try:
             if promote:
                 client.set_registered_model_alias(name, alias, mv.version)
+                moved = True
             version_ref = ModelRef(name=name, version=str(mv.version), aliases=[alias] if promote else [], tags=tags, run_id=run_id, source=info.model_uri)
+            if on_registered is not None:
+                on_registered(version_ref, str(previous) if promote and previous is not None else None)
         except Exception:
+            if moved and previous is not None:
+                with contextlib.suppress(Exception):
+                    client.set_registered_model_alias(name, alias, previous)
             client.delete_model_version(name, mv.version)
             raise
         return version_ref

@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from kindml.serving.signature import (
     number,
 )
 from kindml.workload.contract import FeatureRepo, Suite, Window, Workload
+
+if TYPE_CHECKING:
+    from kindml.explain.spec import ExplainSpec
 
 DAY_NS = 86_400 * 10**9
 SNAPSHOT_TTL = timedelta(days=2)
@@ -159,8 +162,8 @@ class TabularWorkload(Workload):
 
     # --- traffic ---------------------------------------------------------------------------------------------------
 
-    def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
-        return TabularSignature(self, None).instances(self.live(n, drift, stream))
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        return TabularSignature(self, None).instances(frame)
 
 
 class TabularKit(ModelKit):
@@ -244,6 +247,12 @@ class TabularKit(ModelKit):
 
     def signature(self) -> Signature:
         return TabularSignature(self.wl, self)
+
+    def explanation(self) -> ExplainSpec:
+        """Every request column and looked-up feature is a player (the entity's "known" flag follows its features)."""
+        from kindml.explain.spec import ExplainSpec
+
+        return ExplainSpec(columns=[*self.wl.numeric, *self.wl.categorical, *self.wl.feature_names])
 
 
 class TabularSignature(Signature):

@@ -21,8 +21,10 @@ pytestmark = pytest.mark.local
 
 def _tiny(models: tuple[str, ...], out: Path, work: Path, **kw: Any) -> dict[str, Any]:
     from kindml.bench.suite import BenchRequest, run
+    from kindml.pipelines import bench_cases
 
-    return run(BenchRequest(suite="quick", models=models, device="cpu", out_dir=out, work_dir=work, batches=(1, 8), repeats=5, min_block_ms=1.0, fraud_source="train", **kw))
+    return run(BenchRequest(suite="quick", models=models, cases=tuple(bench_cases(models)), device="cpu", out_dir=out, work_dir=work, batches=(1, 8), repeats=5,
+                            min_block_ms=1.0, source="train", **kw))
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,8 @@ def test_tiny_bench_fraud_with_fp16_and_qoperator(tmp_path: Path) -> None:
     assert by["ort_fp16"]["precision"] == "fp16" and by["ort_fp16"]["note"].startswith("not applicable on CPU")
     assert math.isfinite(by["ort_int8_static_qop"]["quality"]["roc_auc_delta"])
     assert doc["models"]["fraud_mlp"]["source"].startswith("trained on the spot")
+    assert doc["models"]["fraud_mlp"]["quality_rule"] == {"primary_metric": "roc_auc", "acceptable": {"metric": "roc_auc_delta", "min": -0.005}}
+    assert by["ort_fp32_all"]["quality_delta"] == by["ort_fp32_all"]["quality"]["roc_auc_delta"]
     assert "files" not in doc  # out_dir None: nothing written
 
 
@@ -116,8 +120,9 @@ def test_fraud_model_rebuilt_from_its_onnx(fraud_built: dict[str, Any]) -> None:
 
 def test_fraud_model_from_the_registry_champion(fraud_built: dict[str, Any], tmp_path: Path) -> None:
     from kindml import registry
-    from kindml.bench.models import fraud_case
+    from kindml.bench.suite import BenchRequest
     from kindml.pipelines.fraud.bench import TRAIN_WORLD, RegistrySource
+    from kindml.pipelines.fraud.bench import case as fraud_case
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     onnx_path = fraud_built["onnx_path"]
@@ -126,7 +131,8 @@ def test_fraud_model_from_the_registry_champion(fraud_built: dict[str, Any], tmp
         with mlflow.start_run(experiment_id=exp) as run:
             run_id = run.info.run_id
     ref = registry.register_onnx(uri, run_id, "fraud-detector", onnx_path, [onnx_path.parent / "preprocessing.json"], {"kindml.roc_auc": "0.9"}, "test", promote=True, alias="champion")
-    case = fraud_case(tmp_path / "work", RegistrySource(uri, "fraud-detector", "champion"), dict(TRAIN_WORLD), require_registry=True)
+    req = BenchRequest(models=("fraud_mlp",), cases=(fraud_case,), source="registry", sources={"fraud_mlp": RegistrySource(uri, "fraud-detector", "champion", dict(TRAIN_WORLD))})
+    case = fraud_case.build(req, tmp_path / "work")  # the plug-in path the suite takes
     assert case.meta["source"] == f"registry fraud-detector v{ref.version} (@champion)"
     case.compute_reference()
     q = case.quality(case.reference)

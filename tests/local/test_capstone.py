@@ -84,6 +84,7 @@ def test_kind_target_summary_is_built_the_same_way_from_published_results(home: 
     from kindml.config import KindmlConfig
     from kindml.pipeline import outputs
     from kindml.pipeline.remote import run_on_kfp
+    from kindml.pipeline.source import from_module
     from kindml.runtime import RuntimeEnv
     from kindml.workspace import Workspace
 
@@ -117,8 +118,9 @@ def test_kind_target_summary_is_built_the_same_way_from_published_results(home: 
         def get_run(self, run_id: str) -> V2beta1Run:
             return V2beta1Run(run_id=run_id, state="SUCCEEDED", run_details=V2beta1RunDetails(task_details=t))
 
+    source = from_module("fraud", "kindml.pipelines.fraud.pipeline:pipeline", "kindml.pipelines.fraud.workload")
     try:
-        s = run_on_kfp(KindmlConfig(), ws, "on-kind", client=Kfp(), poll_s=0, mlflow_uri=ws.mlflow_tracking_uri)
+        s = run_on_kfp(source, KindmlConfig(), ws, "on-kind", client=Kfp(), poll_s=0, mlflow_uri=ws.mlflow_tracking_uri)
     finally:
         shutil.rmtree(ws.run_dir("on-kind"), ignore_errors=True)
     assert s["target"] == "kind" and s["status"] == "succeeded" and s["kfp_run_id"] == "kfp-1"

@@ -195,7 +195,8 @@ def show(browser: Browser, page: Path, shot: Path) -> dict[str, dict[str, Any]]:
     return sections
 
 
-KEY_SECTIONS = ("overview", "timeline", "validation", "training", "evaluation", "registry", "serving", "drift", "alerts", "benchmarks")
+KEY_SECTIONS = ("overview", "timeline", "validation", "training", "evaluation", "registry", "importance", "audit", "serving", "drift",
+                "quality", "experiment", "alerts", "benchmarks")
 
 
 def test_report_of_a_full_run_in_chromium(home: Path, browser: Browser, tmp_path: Path) -> None:

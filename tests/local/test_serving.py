@@ -1,18 +1,27 @@
 """The predictor as a real KServe ModelServer process on a model registered by a real (small) capstone run.
 
 Checks v1 and v2 REST, Feast-backed and fully-specified rows, the bad-input
-matrix (every case 4xx with a message, and the server still answers), and
-/metrics.
+matrix (every case 4xx with a message, and the server still answers),
+/metrics, stock Open Inference Protocol clients (tritonclient's HTTP client
+with its defaults, KServe's own InferenceRESTClient) and a two-worker server
+whose metrics equal a one-worker server's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +38,22 @@ def kindml(args: list[str], home: Path, timeout: int = 900) -> subprocess.Comple
     return subprocess.run([sys.executable, "-m", "kindml", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def post(url: str, body: bytes | str | dict[str, Any], ctype: str | None = "application/json") -> tuple[int, dict[str, Any]]:
+def post(url: str, body: bytes | str | dict[str, Any], ctype: str | None = "application/json",
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """POST with exactly these headers (``ctype=None``: no Content-Type at all, as tritonclient sends; urllib would add a form type)."""
     data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-    headers = {"Content-Type": ctype} if ctype else {}
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, {"raw": raw.decode(errors="replace")}
+        conn.request("POST", u.path, body=data, headers=({"Content-Type": ctype} if ctype else {}) | (headers or {}))
+        r = conn.getresponse()
+        raw = r.read()
+    finally:
+        conn.close()
+    try:
+        return r.status, json.loads(raw)
+    except ValueError:
+        return r.status, {"raw": raw.decode(errors="replace")}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +68,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
     summary = json.loads((home / "runs" / "s" / "summary.json").read_text())
     tx = pd.read_parquet(next((home / "runs" / "s" / "kfp").rglob("clean/transactions.parquet")))
-    yield {"home": home, "url": st["url"], "model": st["model"], "version": st["version"], "tx": tx, "summary": summary}
+    yield {"home": home, "url": st["url"], "model": st["model"], "version": st["version"], "model_dir": st["model_dir"], "tx": tx,
+           "summary": summary}
     kindml(["serve", "stop"], home)
 
 
@@ -98,7 +111,7 @@ def test_fully_specified_rows_skip_feast(server) -> None:  # type: ignore[no-unt
 
 BAD_CASES = {
     "not json": ("{nope", "application/json", "not valid JSON"),
-    "no content type": ('{"instances": []}', None, "Content-Type"),
+    "form-encoded, not json": ("account_id=1", "application/x-www-form-urlencoded", "curl -d"),  # what curl -d sends
     "text content type": ('{"instances": []}', "text/plain", "Content-Type"),
     "not utf8": (b"\xff\xfe{", "application/json", "UTF-8"),
     "no instances": ({"rows": []}, "application/json", "instances"),
@@ -138,6 +151,153 @@ def test_bad_v2_input(server, inputs, needle: str) -> None:  # type: ignore[no-u
     code, answer = post(f"{server['url']}/v2/models/{server['model']}/infer", {"inputs": inputs})
     assert 400 <= code < 500, answer
     assert needle.lower() in json.dumps(answer).lower()
+
+
+NP_TYPES = {"INT64": "int64", "FP64": "float64", "BYTES": "object", "BOOL": "bool"}
+
+
+def metadata(server) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    with urllib.request.urlopen(f"{server['url']}/v2/models/{server['model']}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def triton_inputs(meta: dict[str, Any], inst: dict[str, Any], binary: bool = True) -> list:
+    """tritonclient inputs for one instance, typed from the model metadata (as a client that only knows the server would)."""
+    import numpy as np
+    import tritonclient.http as th
+
+    dtypes = {i["name"]: i["datatype"] for i in meta["inputs"]}
+    out = []
+    for name, value in inst.items():
+        i = th.InferInput(name, [1], dtypes[name])
+        i.set_data_from_numpy(np.array([value], dtype=NP_TYPES[dtypes[name]]), binary_data=binary)
+        out.append(i)
+    return out
+
+
+def kserve_inputs(meta: dict[str, Any], inst: dict[str, Any], binary: bool) -> list:
+    import numpy as np
+    from kserve import InferInput
+
+    dtypes = {i["name"]: i["datatype"] for i in meta["inputs"]}
+    out = []
+    for name, value in inst.items():
+        if binary:
+            i = InferInput(name, [1], dtypes[name])
+            i.set_data_from_numpy(np.array([value], dtype=NP_TYPES[dtypes[name]]), binary_data=True)
+        else:
+            i = InferInput(name, [1], dtypes[name], data=[value])
+        out.append(i)
+    return out
+
+
+def test_model_metadata_lists_every_input_and_output_and_the_version_routes_answer(server) -> None:  # type: ignore[no-untyped-def]
+    from kindml.pipelines.fraud.serving import FraudSignature
+
+    sig = FraudSignature([], 0.5)
+    meta = metadata(server)
+    assert meta["name"] == server["model"] and meta["versions"] == [server["version"]]
+    assert {(i["name"], i["datatype"]) for i in meta["inputs"]} == set(sig.fields.items()) and len(meta["inputs"]) == len(sig.fields)
+    assert {(o["name"], o["datatype"]) for o in meta["outputs"]} == set(sig.outputs.items())
+    assert all(t["shape"] == [-1] for t in [*meta["inputs"], *meta["outputs"]])
+    base = f"{server['url']}/v2/models/{server['model']}"
+    with urllib.request.urlopen(f"{base}/versions/{server['version']}", timeout=10) as r:
+        assert json.loads(r.read()) == meta
+    with urllib.request.urlopen(f"{base}/versions/{server['version']}/ready", timeout=10) as r:
+        assert json.loads(r.read()) == {"name": server["model"], "ready": True}
+    with urllib.request.urlopen(f"{base}/ready", timeout=10) as r:
+        assert r.status == 200
+    for path in (f"{base}/versions/999", f"{base}/versions/999/ready"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(path, timeout=10)
+        assert e.value.code == 404 and f"serves version {server['version']}" in e.value.read().decode()
+    inputs = [{"name": k, "shape": [1], "datatype": meta_t, "data": [v]} for (k, v), meta_t in
+              ((kv, {i["name"]: i["datatype"] for i in meta["inputs"]}[kv[0]]) for kv in instance(server["tx"].iloc[-1]).items())]
+    code, body = post(f"{base}/versions/{server['version']}/infer", {"inputs": inputs})
+    assert code == 200 and body["model_version"] == server["version"], body
+    code, body = post(f"{base}/versions/999/infer", {"inputs": inputs})
+    assert code == 404 and "serves version" in body["error"]
+
+
+def test_stock_oip_clients_score_as_v1(server) -> None:  # type: ignore[no-untyped-def]
+    """Acceptance: tritonclient's InferenceServerClient.infer with default options (binary tensors in and out, no
+    Content-Type) and kserve.InferenceRESTClient (v1, v2 JSON, v2 binary) give the v1 score."""
+    import tritonclient.http as th
+    from kserve import InferenceRESTClient, InferRequest, RESTConfig
+
+    inst = instance(server["tx"].iloc[-2])
+    code, v1 = post(f"{server['url']}/v1/models/{server['model']}:predict", {"instances": [inst]})
+    assert code == 200, v1
+    p = v1["predictions"][0]
+    meta = metadata(server)
+    model, version = server["model"], server["version"]
+
+    client = th.InferenceServerClient(server["url"].removeprefix("http://"))
+    try:
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(model)
+        assert client.is_model_ready(model, version) and not client.is_model_ready(model, "999")
+        tmeta = client.get_model_metadata(model)
+        assert {i["name"] for i in tmeta["inputs"]} == {i["name"] for i in meta["inputs"]} and tmeta["outputs"]
+        res = client.infer(model, triton_inputs(meta, inst))  # the defaults: binary inputs, binary_data_output
+        assert res.get_response()["outputs"][0]["parameters"]["binary_data_size"] == 8  # the score came back as raw FP64
+        assert abs(float(res.as_numpy("score")[0]) - p["score"]) < 1e-6
+        assert bool(res.as_numpy("decision")[0]) is p["decision"] and bool(res.as_numpy("account_known")[0]) is p["account_known"]
+        res = client.infer(model, triton_inputs(meta, inst, binary=False), model_version=version,
+                           outputs=[th.InferRequestedOutput("score", binary_data=False)])
+        assert [o["name"] for o in res.get_response()["outputs"]] == ["score"] and abs(res.as_numpy("score")[0] - p["score"]) < 1e-6
+        with pytest.raises(th.InferenceServerException) as e:
+            client.infer(model, triton_inputs(meta, inst), outputs=[th.InferRequestedOutput("bogus")])
+        assert "bogus" in str(e.value) and "score" in str(e.value)
+    finally:
+        client.close()
+
+    async def kserve_client() -> tuple[dict, Any, Any]:
+        v1c = InferenceRESTClient(RESTConfig(protocol="v1", timeout=30))
+        v2c = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+        try:
+            assert await v2c.is_server_live(server["url"]) and await v2c.is_server_ready(server["url"])
+            assert await v2c.is_model_ready(server["url"], model)
+            r1 = await v1c.infer(server["url"], {"instances": [inst]}, model_name=model)
+            r2 = await v2c.infer(server["url"], InferRequest(model_name=model, infer_inputs=kserve_inputs(meta, inst, binary=False)), model_name=model)
+            r3 = await v2c.infer(server["url"], InferRequest(model_name=model, infer_inputs=kserve_inputs(meta, inst, binary=True),
+                                                             parameters={"binary_data_output": True}), model_name=model)
+            return r1, r2, r3
+        finally:
+            await v1c.close()
+            await v2c.close()
+
+    r1, r2, r3 = asyncio.run(kserve_client())
+    assert r1["predictions"][0]["score"] == p["score"]
+    assert abs(r2.get_output_by_name("score").data[0] - p["score"]) < 1e-6 and r2.model_name == model  # (its parser drops model_version)
+    assert abs(float(r3.get_output_by_name("score").as_numpy()[0]) - p["score"]) < 1e-6
+    assert bool(r3.get_output_by_name("decision").as_numpy()[0]) is p["decision"]
+
+
+def test_json_without_content_type_scores_like_json(server) -> None:  # type: ignore[no-untyped-def]
+    inst = instance(server["tx"].iloc[-3])
+    url = f"{server['url']}/v1/models/{server['model']}:predict"
+    with_type, without = post(url, {"instances": [inst]}), post(url, {"instances": [inst]}, ctype=None)
+    assert with_type[0] == without[0] == 200 and with_type[1]["predictions"] == without[1]["predictions"]
+
+
+@pytest.mark.parametrize("case", ["header past the end", "binary size off the shape", "bytes not utf8", "wrong datatype", "on v1"])
+def test_bad_binary_requests_get_400_and_the_server_survives(server, case: str) -> None:  # type: ignore[no-untyped-def]
+    amount = {"name": "amount", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+    country = {"name": "country", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}
+    head = {"header past the end": ({"inputs": [amount]}, bytes(8), 999),
+            "binary size off the shape": ({"inputs": [amount | {"parameters": {"binary_data_size": 4}}]}, bytes(4), None),
+            "bytes not utf8": ({"inputs": [country]}, b"\x02\x00\x00\x00\xff\xfe", None),
+            "wrong datatype": ({"inputs": [amount | {"datatype": "BYTES", "parameters": {"binary_data_size": 7}}]}, b"\x03\x00\x00\x00abc", None),
+            "on v1": ({"inputs": [amount]}, bytes(8), None)}[case]
+    js = json.dumps(head[0]).encode()
+    path = f"/v1/models/{server['model']}:predict" if case == "on v1" else f"/v2/models/{server['model']}/infer"
+    code, answer = post(server["url"] + path, js + head[1], ctype=None, headers={"Inference-Header-Content-Length": str(head[2] or len(js))})
+    assert code == 400 and answer.get("error"), (case, code, answer)
+    needle = {"header past the end": "byte length", "binary size off the shape": "needs 8 bytes", "bytes not utf8": "UTF-8",
+              "wrong datatype": "expects FP64", "on v1": "only for POST /v2"}[case]
+    assert needle in answer["error"], (case, answer)
+    ok, _ = post(f"{server['url']}/v1/models/{server['model']}:predict", {"instances": [instance(server["tx"].iloc[-1])]})
+    assert ok == 200
 
 
 def test_metrics_exposed(server) -> None:  # type: ignore[no-untyped-def]
@@ -219,3 +379,92 @@ def test_load_60s_at_target_rate_zero_errors_and_bounded_memory(server) -> None:
     print(f"\nload 200 rps x 60 s: {json.dumps(summary)}; rss {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB")
     assert warm.errors == 0 and stats.errors == 0 and stats.requests == 12_000
     assert rss1 - rss0 < 40 * 2**20, f"predictor memory grew by {(rss1 - rss0) / 2**20:.1f} MiB in 60 s"
+
+
+# ---------------------------------------------------------------- workers > 1
+def _serve(server, port: int, workers: int, multiproc: Path | None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINDML_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env |= {"KINDML_HOME": str(server["home"]), "KINDML_NO_PROGRESS": "1"} | ({"PROMETHEUS_MULTIPROC_DIR": str(multiproc)} if multiproc else {})
+    log = (server["home"] / f"predictor-{workers}w.log").open("ab")
+    return subprocess.Popen([sys.executable, "-P", "-m", "kindml", "-v", "serve", "run", "--model-dir", server["model_dir"], "--port", str(port),
+                             "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=server["home"], start_new_session=True)
+
+
+def _ready(url: str, model: str, proc: subprocess.Popen, timeout: float = 420) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"predictor exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} not ready within {timeout} s")
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.name.startswith("kindml_") and not s.name.endswith(("_created", "_bucket", "latency_seconds_sum"))}
+
+
+def test_two_workers_report_what_one_worker_reports(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`kindml serve run --workers 2` vs `--workers 1` on the same bundle and the same traffic (Feast lookups, 600 rows, 40
+    bad requests): request counts, unknown entities, window samples and every drift statistic are equal, whichever
+    worker answers the scrape — and both workers served requests."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from kindml.localproc import free_port
+
+    multiproc = tmp_path / "multiproc"
+    procs = {1: _serve(server, free_port("127.0.0.1"), 1, None)}
+    time.sleep(1)
+    procs[2] = _serve(server, free_port("127.0.0.1"), 2, multiproc)
+    urls = {w: f"http://127.0.0.1:{p.args[p.args.index('--port') + 1]}" for w, p in procs.items()}
+    try:
+        for w, p in procs.items():
+            _ready(urls[w], server["model"], p)
+        rows = [instance(r) for _, r in server["tx"].iloc[-600:].iterrows()]
+        bad = [{"account_id": 1}] * 40
+
+        def send(url: str) -> list[int]:
+            def one(inst: dict) -> int:  # a new connection per request: the kernel hands them to either worker
+                return post(f"{url}/v1/models/{server['model']}:predict", {"instances": [inst]})[0]
+
+            with ThreadPoolExecutor(4) as ex:
+                return list(ex.map(one, rows + bad))
+
+        for w in (1, 2):
+            codes = send(urls[w])
+            assert codes.count(200) == 600 and codes.count(400) == 40
+        one = _scrape(urls[1])
+        scrapes = [_scrape(urls[2]) for _ in range(8)]
+        assert all(s == scrapes[0] for s in scrapes)  # any worker answering the scrape reports the same
+        two = scrapes[0]
+        key = ("kindml_requests_total", (("code", "200"), ("model", server["model"]), ("version", server["version"])))
+        assert one[key] == two[key] == 600
+        assert one[("kindml_window_samples", (("model", server["model"]), ("version", server["version"])))] == 600
+        drift = {k for k in one if k[0] in ("kindml_feature_drift", "kindml_prediction_drift")}
+        assert len(drift) > 20 and set(two) == set(one)
+        for k, v in one.items():
+            assert two[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+        # both workers took traffic: their own counter files (prometheus_client's multiprocess mode) each count requests
+        served = []
+        for f in sorted(multiproc.glob("counter_*.db")):
+            fams = MultiProcessCollector.merge([str(f)], accumulate=False)
+            served.append(sum(s.value for fam in fams if fam.name == "kindml_requests" for s in fam.samples if s.labels.get("code") == "200"))
+        assert sum(served) == 600 and sum(1 for n in served if n > 0) == 2, served
+    finally:
+        for p in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)

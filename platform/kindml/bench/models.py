@@ -5,6 +5,8 @@ Every variant of a case sees the same inputs: ``batch(n)`` returns the first
 eval set is fed in fixed chunks (dynamic quantisation computes its ranges per
 call, so the chunking is the same for every variant), and ``quality(outputs)``
 compares a variant's eval outputs with the FP32 reference (PyTorch eager).
+
+Which cases exist and how each is built: :mod:`kindml.bench.cases`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from kindml.bench import quality as q
-from kindml.bench.catalog import MODELS
-from kindml.errors import UsageError
 
 EVAL_CHUNK = 32
 
@@ -77,30 +77,6 @@ class ModelCase:
         return self.score(outputs, self.reference)
 
 
-def fraud_case(work_dir: Path, registry_source: Any = None, data_settings: dict[str, Any] | None = None, require_registry: bool = False) -> ModelCase:
-    from kindml.bench.onnx_export import quiet_torch_export
-    from kindml.pipelines.fraud import (
-        bench as fraud,  # TODO(redesign): the bench catalog takes workload cases by reference
-    )
-
-    INPUT_NAME = "features"
-
-    with quiet_torch_export():
-        built = fraud.build(work_dir, registry_source, data_settings, require_registry=require_registry)
-    data = built["data"]
-    y = data.y_test
-    return ModelCase(
-        name="fraud_mlp",
-        onnx_path=built["onnx_path"],
-        net=built["net"],
-        input_names=(INPUT_NAME,),
-        eval_inputs={INPUT_NAME: np.ascontiguousarray(data.x_test, dtype=np.float32)},
-        calibration={INPUT_NAME: np.ascontiguousarray(built["calibration"], dtype=np.float32)},
-        score=lambda out, ref: q.fraud_quality(y, out.reshape(-1), ref.reshape(-1)),
-        meta=built["meta"] | {"quality_metric": "roc_auc on the held-out (newest) rows", "eval_rows": int(len(y))},
-    )
-
-
 def digits_case(work_dir: Path) -> ModelCase:
     from kindml.bench import digits
 
@@ -135,17 +111,3 @@ def minilm_case(work_dir: Path, n_sentences: int) -> ModelCase:
         generic_calibration_rows=minilm.GENERIC_CALIBRATION_SENTENCES,
         output_names=(minilm.OUTPUT_NAME,),
     )
-
-
-def parse_models(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """``"fraud_mlp,digits_cnn"`` (or a list, or None for all) → validated model names, in suite order."""
-    if value is None:
-        return MODELS
-    items = value.split(",") if isinstance(value, str) else [x for v in value for x in str(v).split(",")]
-    names = [x.strip() for x in items if x.strip()]
-    if not names or names == ["all"]:
-        return MODELS
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise UsageError(f"unknown model(s): {', '.join(unknown)}", f"Choose from: {', '.join(MODELS)} (comma-separated), or all.")
-    return tuple(m for m in MODELS if m in names)

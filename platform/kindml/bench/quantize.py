@@ -1,4 +1,4 @@
-"""The capstone's optional quantize step: pick the fastest fraud-model variant within an AUC budget.
+"""The export stage's optional quantize step for a tabular binary classifier: the fastest variant within an AUC budget.
 
 (For a model with several inputs or a transformer, see the generic
 :func:`kindml.bench.transformer.choose_onnx_variant`; it writes the same
@@ -15,9 +15,10 @@ variant that is not really faster) — otherwise FP32. It writes the chosen
 and ``quantization.json`` with every candidate's figures into ``out_dir``
 and returns the same dict.
 
-Typical wiring (export stage): calibration rows from the training split,
-evaluation rows and labels from the holdout, both through the model's
-``preprocessing.json`` assembler; register ``out_dir/model.onnx`` and attach
+It serves a model kit with one float input matrix and a sigmoid score (the
+default :meth:`kindml.model.kit.ModelKit.quantize`). Typical wiring (export
+stage): calibration and evaluation rows through the kit's preprocessing,
+labels from the holdout; register ``out_dir/model.onnx`` and attach
 ``quantization.json`` to the model version.
 """
 
@@ -90,13 +91,13 @@ def choose_variant(
     work = out_dir / "quantize-work"
     input_name = ort.InferenceSession(str(onnx_path), providers=[CPU_EP]).get_inputs()[0].name
     case = ModelCase(
-        name="fraud_mlp",
+        name="binary_tabular",
         onnx_path=onnx_path,
         net=None,
         input_names=(input_name,),
         eval_inputs={input_name: np.ascontiguousarray(eval_x, dtype=np.float32)},
         calibration={input_name: np.ascontiguousarray(calibration_x, dtype=np.float32)},
-        score=lambda out, ref: q.fraud_quality(eval_y, out.reshape(-1), ref.reshape(-1)),
+        score=lambda out, ref: q.binary_quality(eval_y, out.reshape(-1), ref.reshape(-1)),
     )
     files = VariantFiles(case, work)
     sessions: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kindml.bench.catalog import CPU_EP, VARIANTS
-from kindml.bench.quality import ACCEPTABLE, PRIMARY_METRIC, acceptable
+from kindml.bench.quality import PLATFORM_RULES, rules_of
 
 GOAL_BATCH = 32
 
@@ -46,7 +46,7 @@ MIN_NN_AGREEMENT = 0.95
 def _minilm_ok(r: dict[str, Any]) -> bool:
     """Within the issue's bar for the INT8 goal: cosine >= 0.99 and nearest-neighbour agreement >= 0.95."""
     q = r.get("quality", {})
-    return bool(acceptable("minilm_l6", q)) and (q.get("nn_agreement") or 0.0) >= MIN_NN_AGREEMENT
+    return bool(PLATFORM_RULES["minilm_l6"].acceptable(q)) and (q.get("nn_agreement") or 0.0) >= MIN_NN_AGREEMENT
 
 
 def _applicable(r: dict[str, Any]) -> bool:
@@ -96,7 +96,7 @@ def _goals_at(doc: dict[str, Any], quality_goals: bool = True) -> list[dict[str,
     ort_recs = [
         r for r in doc.get("results", [])
         if r["model"] == "minilm_l6" and r["batch"] == b and r["variant"] != "torch_eager" and _applicable(r) and r["provider"] == device_ep
-        and acceptable("minilm_l6", r["quality"]) and r["speedup_vs_torch"]
+        and PLATFORM_RULES["minilm_l6"].acceptable(r["quality"]) and r["speedup_vs_torch"]
     ]  # fmt: skip
     if ort_recs:
         best = max(ort_recs, key=lambda r: r["speedup_vs_torch"])
@@ -188,9 +188,11 @@ def markdown(doc: dict[str, Any]) -> str:
             met = "–" if g["met"] is None else ("yes" if g["met"] else "**no**")
             lines.append(f"| {g['goal']} | {_fmt(g.get('threads'))} | {_fmt(g['batch'])} | {_fmt(g['measured'], 3)} | {g['target']} | {met} | {g['detail']} |")
         lines.append("")
+    rules = rules_of(doc)
     for model, meta in doc.get("models", {}).items():
         recs = [r for r in doc["results"] if r["model"] == model]
-        metric = PRIMARY_METRIC[model]
+        rule = rules.get(model)
+        metric = rule.primary if rule else "quality"
         lines += [f"## {model}", "", f"Source: {meta.get('source')}. Quality: {meta.get('quality_metric')} ({meta.get('eval_rows')} samples).", ""]
         if not recs:
             lines += ["No measurements.", ""]
@@ -200,10 +202,10 @@ def markdown(doc: dict[str, Any]) -> str:
         multi = len({t for t, _ in cols}) > 1
         labels = list(dict.fromkeys(_label(r) for r in recs))
         lines += ["Speed-up vs ORT FP32 (all) by " + ("threads and batch" if multi else "batch") + ":", ""]
-        key, floor = ACCEPTABLE[model]
+        ok_head = f"quality ok ({rule.key} >= {rule.floor})" if rule else "quality ok"
         head = [f"{t}t b={b}" if multi else f"b={b}" for t, b in cols]
         extra = " NN agreement |" if model == "minilm_l6" else ""
-        lines.append("| variant | " + " | ".join(head) + f" | {metric} | delta |{extra} quality ok ({key} >= {floor}) | size |")
+        lines.append("| variant | " + " | ".join(head) + f" | {metric} | delta |{extra} {ok_head} | size |")
         lines.append("|---" * (len(cols) + 5 + (1 if extra else 0)) + "|")
         for lab in labels:
             rs = {(r.get("threads", first), r["batch"]): r for r in recs if _label(r) == lab}
@@ -211,7 +213,7 @@ def markdown(doc: dict[str, Any]) -> str:
             cells = [(_fmt(rs[c]["speedup_vs_fp32"]) + "x" + ("*" if rs[c].get("noisy") else "")) if c in rs and rs[c]["speedup_vs_fp32"] is not None else "–" for c in cols]
             note = " (n/a on CPU)" if not _applicable(any_r) else ""
             nn = f" {_fmt(any_r['quality'].get('nn_agreement'), 3)} |" if extra else ""
-            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_delta(any_r.get('quality_delta'))} |{nn} {_ok(acceptable(model, any_r['quality']))} | {_size(any_r['size_bytes'])} |")
+            lines.append(f"| {lab}{note} | " + " | ".join(cells) + f" | {_fmt(any_r['quality'].get(metric), 4)} | {_delta(any_r.get('quality_delta'))} |{nn} {_ok(rule.acceptable(any_r['quality']) if rule else None)} | {_size(any_r['size_bytes'])} |")
         lines += ["", "`*` noisy (CV above threshold).", ""]
         recipes = meta.get("recipes") or {}
         fused = recipes.get("fused_fp32", {})
@@ -298,6 +300,7 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
     models = [m for m in doc.get("models", {}) if any(r["model"] == m for r in doc["results"])]
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(5.2 * max(1, len(models)), 4.2), squeeze=False)
     first = thread_counts(doc)[0]
+    rules = rules_of(doc)
     for ax, model in zip(axes[0], models, strict=False):
         recs = [r for r in doc["results"] if r["model"] == model and r.get("threads", first) == first]
         batches = sorted({r["batch"] for r in recs})
@@ -311,7 +314,7 @@ def plot_tradeoff(doc: dict[str, Any], path: Path) -> None:
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axvline(0.0, color="grey", lw=0.8)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
-        ax.set_xlabel(f"{PRIMARY_METRIC[model]} delta vs FP32")
+        ax.set_xlabel(f"{rules[model].primary if model in rules else 'quality'} delta vs FP32")
         ax.set_ylabel(f"speed-up vs ort_fp32_all (batch {batch})")
         ax.set_title(model)
         ax.grid(True, alpha=0.3)

@@ -1,5 +1,9 @@
 """Running a suite: build each model's variants, check their correctness, time them, write the results.
 
+The models are :class:`~kindml.bench.cases.BenchCase` s: the platform's own
+(``digits_cnn``, ``minilm_l6``) and any the caller adds (``BenchRequest.cases``,
+e.g. a workload's model, which ``kindml bench`` reads from the workload registry).
+
 One process measures every variant of a model, interleaved (see
 :mod:`kindml.bench.measure`), with a fixed intra-op thread count for both ONNX
 Runtime and PyTorch (inter-op: 1, sequential execution). Nothing is
@@ -21,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kindml.bench.cases import SOURCES, BenchCase, catalog
 from kindml.bench.catalog import (
     BASELINE_PROVIDER,
     BASELINE_VARIANT,
     DEFAULT_THREADS,
-    MODELS,
     SUITE_SETTINGS,
     SUITES,
     TORCH_CPU,
@@ -36,6 +40,7 @@ from kindml.bench.catalog import (
 )
 from kindml.bench.measure import measure_interleaved, speedup
 from kindml.bench.providers import Planned, plan, resolve_device
+from kindml.bench.quality import QualityRule
 from kindml.errors import BenchmarkError, UsageError
 
 log = logging.getLogger(__name__)
@@ -63,14 +68,14 @@ class _NoProgress:
 @dataclass
 class BenchRequest:
     suite: str = "quick"
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] | None = None  # None: every case (the caller's, then the platform's)
     device: str = "auto"
     threads: int | tuple[int, ...] | None = None  # default: catalog.DEFAULT_THREADS (1); several: measured one after the other
     out_dir: Path | None = Path("benchmarks/results")  # None: do not write files
     work_dir: Path | None = None  # default: a temporary folder, removed afterwards
-    fraud_source: str = "auto"  # auto | registry | train
-    registry: Any = None  # kindml.bench.fraud.RegistrySource, when a registry exists
-    fraud_data: dict[str, Any] | None = None  # the workspace's data settings (registry models)
+    cases: tuple[BenchCase, ...] = ()  # the caller's model cases (a workload's), next to the platform's
+    source: str = "auto"  # cases with a registry source: its champion (registry), trained here (train), or the champion if any (auto)
+    sources: dict[str, Any] = field(default_factory=dict)  # case name -> its registry source (resolved by the caller; absent: no registry)
     # overrides of the suite settings (tests, experiments); recorded in the result
     batches: tuple[int, ...] | None = None
     repeats: int | None = None
@@ -104,18 +109,35 @@ def parse_threads(value: str | int | None) -> tuple[int, ...] | None:
     return counts
 
 
+def request_cases(req: BenchRequest) -> dict[str, BenchCase]:
+    """Every case the request can name (the caller's, then the platform's)."""
+    return catalog(req.cases)
+
+
+def selected_cases(req: BenchRequest) -> list[BenchCase]:
+    """The cases to measure, in suite order (UsageError for an unknown name)."""
+    known = request_cases(req)
+    if req.models is None:
+        return list(known.values())
+    if not req.models:
+        raise UsageError("no model selected", f"Choose from: {', '.join(known)}.")
+    unknown = [m for m in req.models if m not in known]
+    if unknown:
+        raise UsageError(f"unknown model(s): {', '.join(unknown)}", f"Choose from: {', '.join(known)}.")
+    return [c for name, c in known.items() if name in req.models]
+
+
 def validate_request(req: BenchRequest) -> None:
     if req.suite not in SUITES:
         raise UsageError(f"unknown suite {req.suite!r}", f"Use one of: {', '.join(SUITES)}.")
-    if not req.models:
-        raise UsageError("no model selected", f"Choose from: {', '.join(MODELS)}.")
-    unknown = [m for m in req.models if m not in MODELS]
-    if unknown:
-        raise UsageError(f"unknown model(s): {', '.join(unknown)}", f"Choose from: {', '.join(MODELS)}.")
+    cases = selected_cases(req)
     if req.device not in ("auto", "cpu", "cuda"):
         raise UsageError(f"unknown device {req.device!r}", "Use auto, cpu or cuda.")
-    if req.fraud_source not in ("auto", "registry", "train"):
-        raise UsageError(f"unknown fraud model source {req.fraud_source!r}", "Use auto (registry champion if any, else train), registry or train.")
+    if req.source not in SOURCES:
+        raise UsageError(f"unknown model source {req.source!r}", "Use auto (the registry champion if there is one, else train), registry or train.")
+    if req.source == "registry" and not any(c.from_registry for c in cases):
+        raise UsageError(f"--source registry: none of the selected models ({', '.join(c.name for c in cases)}) comes from a model registry",
+                         f"Leave --source out, or select a model that does: {', '.join(n for n, c in request_cases(req).items() if c.from_registry) or 'none is registered'}.")
     counts = thread_counts(req)
     if not counts or any(t < 1 for t in counts) or len(set(counts)) != len(counts):
         raise UsageError(f"--threads {req.threads}: thread counts must be distinct and at least 1", "Leave it out for the default (1 thread), or e.g. --threads 1,2.")
@@ -151,15 +173,18 @@ def effective_settings(req: BenchRequest) -> SuiteSettings:
     return s
 
 
-def _build_case(model: str, req: BenchRequest, settings: SuiteSettings, work: Path) -> Any:
-    from kindml.bench import models as m
+def registry_source(req: BenchRequest, case: BenchCase) -> tuple[Any, bool]:
+    """For a case's builder: (the registry source to load a champion from, or None; whether it is required)."""
+    if not case.from_registry or req.source == "train":
+        return None, False
+    return req.sources.get(case.name), req.source == "registry"
 
-    if model == "fraud_mlp":
-        registry = req.registry if req.fraud_source in ("auto", "registry") else None
-        return m.fraud_case(work, registry, req.fraud_data, require_registry=req.fraud_source == "registry")
-    if model == "digits_cnn":
-        return m.digits_case(work)
-    return m.minilm_case(work, settings.minilm_sentences)
+
+def _build_case(case: BenchCase, req: BenchRequest, work: Path) -> Any:
+    built = case.build(req, work)
+    if built.name != case.name:
+        raise BenchmarkError(f"benchmark case {case.name} built a model named {built.name!r}", "A case's builder must return a ModelCase with the case's name.")
+    return built
 
 
 def _set_threads(threads: int) -> None:
@@ -264,10 +289,8 @@ def _profiles(case: Any, paths: dict[str, Path], threads: int, batches: tuple[in
     return out
 
 
-def _records(case: Any, ready: dict[str, _Ready], settings: SuiteSettings, threads: int, progress: Progress) -> list[dict[str, Any]]:
+def _records(case: Any, rule: QualityRule, ready: dict[str, _Ready], settings: SuiteSettings, threads: int, progress: Progress) -> list[dict[str, Any]]:
     import torch
-
-    from kindml.bench.quality import primary_delta
 
     out: list[dict[str, Any]] = []
     for batch in settings.batches_for(case.name):
@@ -296,7 +319,7 @@ def _records(case: Any, ready: dict[str, _Ready], settings: SuiteSettings, threa
                 **st.to_dict(),
                 "size_bytes": int(r.size_bytes),
                 "quality": dict(r.quality),
-                "quality_delta": primary_delta(case.name, r.quality),
+                "quality_delta": rule.primary_delta(r.quality),
                 "speedup_vs_fp32": None,
                 "speedup_vs_torch": None,
                 "precision": v.precision,
@@ -337,6 +360,8 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
     from kindml.bench.schema import SCHEMA_VERSION, validate_result
 
     validate_request(req)
+    cases = selected_cases(req)
+    models = [c.name for c in cases]
     progress = progress or _NoProgress()
     t_start = time.perf_counter()
     started = datetime.now(UTC)
@@ -355,14 +380,14 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
     if req.variants is not None:
         planned_all = [p for p in planned_all if p.variant in req.variants]
 
-    def for_model(model: str) -> list[Planned]:
-        skip = settings.minilm_skip if model == "minilm_l6" else ()
-        return [p for p in planned_all if variant_applies(p.variant, model) and not (p.provider == "CPUExecutionProvider" and p.variant in skip)]
+    def for_model(case: BenchCase) -> list[Planned]:
+        skip = settings.minilm_skip if case.name == "minilm_l6" else ()
+        return [p for p in planned_all if variant_applies(p.variant, case.name, case.transformer) and not (p.provider == "CPUExecutionProvider" and p.variant in skip)]
 
     total = 0
-    for model in req.models:
-        n = len([p for p in for_model(model) if p.runs])
-        total += 1 + n * len(counts) + len(settings.batches_for(model)) * settings.repeats * n * len(counts)
+    for c in cases:
+        n = len([p for p in for_model(c) if p.runs])
+        total += 1 + n * len(counts) + len(settings.batches_for(c.name)) * settings.repeats * n * len(counts)
     progress.start(total)
     machine = machine_info(threads, device, cpu)
     machine["load_average_start"] = load_average()
@@ -377,7 +402,7 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
         "machine": machine,
         "settings": {
             "batches": list(settings.batches),
-            "batches_by_model": {m: list(settings.batches_for(m)) for m in req.models},
+            "batches_by_model": {m: list(settings.batches_for(m)) for m in models},
             "repeats": settings.repeats,
             "warmup": settings.warmup,
             "min_block_ms": settings.min_block_ms,
@@ -392,6 +417,7 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
             "baseline": f"{BASELINE_VARIANT} on the same provider family and batch",
             "throughput": "batch x 1000 / p50_ms",
             "overrides": {k: v for k, v in {"batches": req.batches, "repeats": req.repeats, "min_block_ms": req.min_block_ms, "variants": req.variants, "minilm_sentences": req.minilm_sentences}.items() if v is not None},
+            "source": req.source,
         },
         "models": {},
         "results": [],
@@ -403,13 +429,14 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
         tmp = tempfile.TemporaryDirectory(prefix="kindml-bench-")
         work = Path(tmp.name)
     try:
-        for model in req.models:
+        for spec in cases:
+            model = spec.name
             progress.update(f"{model}: preparing (train/export)")
             t_model = time.perf_counter()
-            case = _build_case(model, req, settings, work)
+            case = _build_case(spec, req, work)
             case.compute_reference()
             progress.advance()
-            planned = for_model(model)
+            planned = for_model(spec)
             runnable = [p for p in planned if p.runs]
             skipped = [{"model": model, "variant": p.variant, "provider": p.provider, "kind": p.skip_kind, "reason": p.reason} for p in planned if not p.runs]
             notes: dict[str, Any] = {}
@@ -425,7 +452,7 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
                 missing_blocks = (len(runnable) - len(ready)) * len(settings.batches_for(model)) * settings.repeats
                 if missing_blocks:
                     progress.advance(missing_blocks)
-                records += _records(case, ready, settings, t, progress) if ready else []
+                records += _records(case, spec.rule, ready, settings, t, progress) if ready else []
                 del ready
                 gc.collect()
             _set_threads(threads)
@@ -436,7 +463,7 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
                 prof = _profiles(case, paths, threads, settings.batches_for(model))
             doc["results"].extend(records)
             doc["skipped"].extend(skipped)
-            doc["models"][model] = case.meta | {"recipes": notes, "profile": prof, "fp32_onnx_bytes": case.onnx_path.stat().st_size, "seconds": round(time.perf_counter() - t_model, 2)}
+            doc["models"][model] = case.meta | {"quality_rule": spec.rule.to_dict(), "recipes": notes, "profile": prof, "fp32_onnx_bytes": case.onnx_path.stat().st_size, "seconds": round(time.perf_counter() - t_model, 2)}
             del case, files
             gc.collect()
     finally:
@@ -456,8 +483,8 @@ def run(req: BenchRequest, progress: Progress | None = None) -> dict[str, Any]:
 
 def headline(doc: dict[str, Any]) -> list[str]:
     """Per model, at the largest batch: the fastest variant whose quality is acceptable
-    (see :data:`kindml.bench.quality.ACCEPTABLE`), and the fastest overall when that one is not."""
-    from kindml.bench.quality import acceptable
+    (the model's :class:`~kindml.bench.quality.QualityRule`), and the fastest overall when that one is not."""
+    from kindml.bench.quality import rules_of
 
     def fmt(r: dict[str, Any]) -> str:
         d = r.get("quality_delta")
@@ -468,6 +495,7 @@ def headline(doc: dict[str, Any]) -> list[str]:
 
     lines = []
     counts = thread_counts(doc)
+    rules = rules_of(doc)
     for model, t in [(m, t) for m in doc.get("models", {}) for t in counts]:
         recs = [r for r in doc["results"] if r["model"] == model and r.get("threads", counts[0]) == t]
         if not recs:
@@ -477,7 +505,7 @@ def headline(doc: dict[str, Any]) -> list[str]:
         at = [r for r in recs if r["batch"] == batch and r["speedup_vs_fp32"] is not None and not r.get("note", "").startswith("not applicable")]
         if not at:
             continue
-        good = [r for r in at if acceptable(model, r["quality"])]
+        good = [r for r in at if model in rules and rules[model].acceptable(r["quality"])]
         best_any = max(at, key=lambda r: r["speedup_vs_fp32"])
         line = f"{model}: {t} thread(s), batch {batch}: fastest within quality tolerance: {fmt(max(good, key=lambda r: r['speedup_vs_fp32'])) if good else 'none'}"
         if not good or best_any is not max(good, key=lambda r: r["speedup_vs_fp32"]):

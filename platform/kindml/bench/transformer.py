@@ -192,6 +192,25 @@ def fuse(onnx_path: Path, out_path: Path, num_heads: int, hidden_size: int, mode
     return counts
 
 
+# Reductions whose output shape ONNX Runtime's symbolic shape inference loses at opset >= 18 (axes became an
+# input and only Unsqueeze gets its constant inputs; onnxruntime PR #32376). ReduceSum/Mean/Prod have handlers.
+SHAPE_LOSING_REDUCTIONS: tuple[str, ...] = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "ReduceSumSquare")
+
+
+def fusion_blockers(onnx_path: Path) -> list[str]:
+    """Known reasons the transformer optimizer cannot fuse attention in this graph (empty: none known)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    found = sorted({n.op_type for n in model.graph.node if n.op_type in SHAPE_LOSING_REDUCTIONS})
+    if opset >= 18 and found:
+        return [f"{', '.join(found)} at opset {opset}: ONNX Runtime's symbolic shape inference loses their output shape "
+                "(axes are an input since opset 18), so the fusions that need shapes do not match; export at opset 17, "
+                "or write the reduction with ReduceSum (e.g. an L2 norm as sqrt(sum(x*x)))"]
+    return []
+
+
 def fusion_summary(counts: Mapping[str, int]) -> dict[str, Any]:
     """The fused-operator counts that matter and whether the encoder is fully fused.
 
@@ -413,17 +432,31 @@ def _geo_mean(values: Sequence[float | None]) -> float | None:
     return round(float(math.exp(sum(math.log(v) for v in vals) / len(vals))), 4) if vals else None
 
 
-def pick(candidates: Mapping[str, dict[str, Any]], budget: float, min_speedup: float, baseline: str = "ort_fp32_all") -> tuple[str, str]:
+def pick(
+    candidates: Mapping[str, dict[str, Any]],
+    budget: float,
+    min_speedup: float,
+    baseline: str = "ort_fp32_all",
+    requirements: Mapping[str, float] | None = None,
+) -> tuple[str, str]:
     """(chosen variant, reason) from measured candidates, a pure function of their figures.
 
-    A candidate is eligible when it was built, its ``quality_loss`` is <= ``budget`` and its
-    geometric-mean speed-up over the baseline is >= ``min_speedup`` (so timing noise cannot pick a
-    variant that is not really faster). The fastest eligible one wins; none → the baseline.
-    Sets ``within_budget`` and ``eligible`` on every candidate.
+    A candidate is eligible when it was built, its ``quality_loss`` is <= ``budget``, every figure
+    named in ``requirements`` (``quality[name] >= floor``) holds, and its geometric-mean speed-up
+    over the baseline is >= ``min_speedup`` (so timing noise cannot pick a variant that is not
+    really faster). The fastest eligible one wins; none → the baseline. Sets ``within_budget``,
+    ``eligible`` (and ``failed_requirements`` when some are not met) on every candidate.
     """
     for name, c in candidates.items():
         loss = c.get("quality_loss")
-        c["within_budget"] = bool(loss is not None and math.isfinite(loss) and loss <= budget)
+        failed = []
+        for key, floor in (requirements or {}).items():
+            value = (c.get("quality") or {}).get(key)
+            if value is None or not math.isfinite(value) or value < floor:
+                failed.append(f"{key} {value} < {floor}")
+        if failed and "error" not in c:
+            c["failed_requirements"] = failed
+        c["within_budget"] = bool(loss is not None and math.isfinite(loss) and loss <= budget and not failed)
         speed = c.get("speedup_geo_mean") or 0.0
         c["eligible"] = "error" not in c and (name == baseline or (c["within_budget"] and speed >= min_speedup))
     eligible = [n for n, c in candidates.items() if n != baseline and c["eligible"]]
@@ -445,6 +478,24 @@ def _take(feeds: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndar
     return {k: np.ascontiguousarray(np.asarray(v)[idx]) for k, v in feeds.items()}
 
 
+def trim_padding(feeds: Mapping[str, np.ndarray], mask_input: str = "attention_mask") -> dict[str, np.ndarray]:
+    """Drop the trailing sequence positions that are padding in every row (mask 0 everywhere).
+
+    What a server does when it pads each batch to its longest text: pass as ``prepare`` to
+    :func:`choose_onnx_variant` so quality and timing see batch-sized sequence lengths. Inputs with
+    the mask's sequence length on axis 1 are cut; the others (e.g. a per-row context) are kept.
+    Safe for any padding side: only positions that are padding in every row go.
+    """
+    mask = np.asarray(feeds[mask_input])
+    if mask.ndim != 2 or mask.shape[1] == 0:
+        return dict(feeds)
+    used = np.flatnonzero(mask.any(axis=0))
+    width = int(used[-1]) + 1 if len(used) else 1
+    seq = mask.shape[1]
+    return {k: (np.ascontiguousarray(np.asarray(v)[:, :width]) if np.ndim(v) >= 2 and np.shape(v)[1] == seq and np.shape(v)[0] == mask.shape[0] else v)
+            for k, v in feeds.items()}
+
+
 def choose_onnx_variant(
     fp32_path: Path,
     calib_feeds: list[dict[str, np.ndarray]],
@@ -460,6 +511,9 @@ def choose_onnx_variant(
     min_block_ms: float = 20.0,
     min_speedup: float = 1.05,
     metric: str = "quality_loss",
+    prepare: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    figures: Callable[[list[np.ndarray], list[np.ndarray]], Mapping[str, float]] | None = None,
+    requirements: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Build the ONNX variants of ``fp32_path``, check and time them side by side, keep the best.
 
@@ -478,6 +532,15 @@ def choose_onnx_variant(
     threads. Writes ``out_dir/model.onnx`` (the choice; the source's metadata kept plus
     ``kindml.quantization``) and ``out_dir/quantization.json`` (every candidate's figures, the fusion
     counts, the reason); returns the same dict.
+
+    - ``prepare``: applied to every evaluation chunk and timing batch before it is fed (e.g.
+      :func:`trim_padding`, so a batch is as long as its longest text, as a server sends it);
+    - ``figures(outputs, fp32_outputs) -> {name: value}``: more quality figures from *all* outputs
+      (recorded in each candidate's ``quality``); ``requirements``: ``{name: floor}`` a candidate's
+      figures must reach to be eligible (e.g. top-class agreement, embedding cosine).
+
+    Every candidate must keep the FP32 file's input and output names (a variant that loses an output
+    is recorded with an error, never chosen).
     """
     import onnx
     import onnxruntime as ort
@@ -518,7 +581,10 @@ def choose_onnx_variant(
         counts = fuse(fp32_path, fused_path, int(transformer["num_heads"]), int(transformer["hidden_size"]), transformer.get("model_type", "bert"))
         fusion.update(fusion_summary(counts) | {"counts": counts})
         if not fusion["attention"]:
-            raise BenchmarkError(f"ORT's transformer optimizer fused no Attention in {fp32_path.name}: {fusion['fused']}", "Export with export_for_fusion (TorchScript exporter, eager attention).")
+            blockers = fusion_blockers(fp32_path)
+            fusion["blockers"] = blockers
+            raise BenchmarkError(f"ORT's transformer optimizer fused no Attention in {fp32_path.name}: {fusion['fused']}" + (f" ({blockers[0]})" if blockers else ""),
+                                 "Export with export_for_fusion (TorchScript exporter, eager attention).")
         return fused_path, {"api": "onnxruntime.transformers.optimizer.optimize_model", "fusion": fusion["fused"]}
 
     builders["ort_int8_dynamic"] = lambda: (work / "model.int8_dynamic.onnx", quantize_dynamic_model(fp32_path, work / "model.int8_dynamic.onnx"))
@@ -553,21 +619,35 @@ def choose_onnx_variant(
             candidates[name] = {"variant": name, "size_bytes": path.stat().st_size}
         if "ort_fp32_all" not in sessions:
             raise BenchmarkError(f"the FP32 model {fp32_path} does not load in ONNX Runtime: {candidates['ort_fp32_all'].get('error')}", "Check the export.")
-        chunks = [_take(eval_feeds, np.arange(i, min(i + CHUNK, n_eval))) for i in range(0, n_eval, CHUNK)]
 
-        def run_all(sess: Any) -> np.ndarray:
-            first = sess.get_outputs()[0].name
-            return np.concatenate([np.asarray(sess.run([first], c)[0]) for c in chunks], axis=0)
+        def signature(sess: Any) -> tuple[list[str], list[str]]:
+            return sorted(i.name for i in sess.get_inputs()), [o.name for o in sess.get_outputs()]
+
+        expected = signature(sessions["ort_fp32_all"])
+        for name in [n for n in sessions if n != "ort_fp32_all"]:
+            got = signature(sessions[name])
+            if got != expected:
+                candidates[name]["error"] = f"inputs/outputs {got} differ from the FP32 model's {expected}"
+                del sessions[name]
+        shape = prepare or (lambda feeds: feeds)
+        chunks = [shape(_take(eval_feeds, np.arange(i, min(i + CHUNK, n_eval)))) for i in range(0, n_eval, CHUNK)]
+        n_outputs = len(expected[1])
+
+        def run_all(sess: Any) -> list[np.ndarray]:
+            outs = [sess.run(None, c) for c in chunks]
+            return [np.concatenate([np.asarray(o[k]) for o in outs], axis=0) for k in range(n_outputs)]
 
         reference = run_all(sessions["ort_fp32_all"])
         for name, sess in sessions.items():
-            out = run_all(sess)
-            loss = float(quality_loss(out, reference))
+            outs = run_all(sess)
+            loss = float(quality_loss(outs[0], reference[0]))
             candidates[name]["quality_loss"] = round(loss, 8) if math.isfinite(loss) else loss
             candidates[name]["quality"] = {metric: candidates[name]["quality_loss"]}
+            if figures is not None:
+                candidates[name]["quality"] |= {k: (round(float(v), 8) if v is not None and math.isfinite(v) else v) for k, v in figures(outs, reference).items()}
         timing = {name: {} for name in sessions}
         for batch in batches:
-            feeds = _take(eval_feeds, np.arange(batch) % n_eval)
+            feeds = shape(_take(eval_feeds, np.arange(batch) % n_eval))
             stats = measure_interleaved({n: ort_timer(s, feeds, CPU_EP) for n, s in sessions.items()}, batch, 2, repeats, min_block_ms, 5_000, 0.10)
             for name, st in stats.items():
                 timing[name][batch] = st
@@ -578,7 +658,7 @@ def choose_onnx_variant(
         c["timing"] = {str(b): {"p50_ms": st.p50_ms, "p99_ms": st.p99_ms, "throughput_per_s": st.throughput_per_s, "cv": st.cv, "noisy": st.noisy} for b, st in per_batch.items()}
         c["speedup_vs_fp32"] = {str(b): speedup(st.throughput_per_s, timing["ort_fp32_all"][b].throughput_per_s) for b, st in per_batch.items()}
         c["speedup_geo_mean"] = _geo_mean(list(c["speedup_vs_fp32"].values()))
-    chosen, reason = pick(candidates, budget, min_speedup)
+    chosen, reason = pick(candidates, budget, min_speedup, requirements=requirements)
     target = out_dir / "model.onnx"
     props = {p.key: p.value for p in onnx.load(str(fp32_path), load_external_data=False).metadata_props}
     if chosen == "ort_fp32_all":
@@ -599,6 +679,7 @@ def choose_onnx_variant(
         "accuracy_budget": budget,
         "metric": metric,
         "min_speedup": min_speedup,
+        "requirements": dict(requirements or {}),
         "candidates": list(candidates.values()),
         "recipes": recipes,
         "fusion": fusion,

@@ -7,21 +7,36 @@ from typing import Any
 
 import typer
 
-from kindml.cli.common import OUTPUT_OPTION, Output, emit, progress_enabled, state
+from kindml.cli.common import OUTPUT_OPTION, Output, emit, progress_enabled, state, stderr_console
 
 
-def _registry_source(cfg: Any) -> Any:
-    """Where a registered fraud champion could be: only when a registry exists (no MLflow import otherwise)."""
-    from kindml.pipelines.fraud.bench import RegistrySource
+def _tracking_uri(cfg: Any) -> str | None:
+    """The workspace's MLflow tracking URI, only when a registry exists (no MLflow import otherwise)."""
     from kindml.runtime import RuntimeEnv
 
     ws = state().workspace(cfg)
     if not cfg.registry.tracking_uri and not (ws.mlflow / "mlflow.db").exists():
         return None
-    env = RuntimeEnv.local(cfg, ws)
-    from kindml.pipelines.fraud.workload import FraudWorkload
+    return RuntimeEnv.local(cfg, ws).mlflow_tracking_uri
 
-    return RegistrySource(env.mlflow_tracking_uri, cfg.registry.model_name or FraudWorkload.model_name, cfg.registry.champion_alias)
+
+def _resolve_sources(req: Any) -> None:
+    """Where each selected workload case's registered champion could be (``req.sources``), unless --source train."""
+    from kindml.bench.suite import selected_cases
+    from kindml.errors import BenchmarkError
+
+    wanted = [c for c in selected_cases(req) if c.from_registry]
+    if not wanted or req.source == "train":
+        return
+    cfg = state().config()
+    uri = _tracking_uri(cfg)
+    if uri is None:
+        if req.source == "registry":
+            raise BenchmarkError("--source registry: no model registry in this workspace",
+                                 "Register a champion first (e.g. `kindml capstone`), or use --source train / auto.")
+        return
+    for c in wanted:
+        req.sources[c.name] = c.registry_source(cfg, uri)
 
 
 class _RichProgress:
@@ -66,27 +81,46 @@ def _text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _workload_case_names() -> tuple[str, ...]:
+    from kindml.pipelines import BENCH_CASES
+
+    return tuple(BENCH_CASES)
+
+
+def _source_aliases() -> tuple[str, ...]:
+    from kindml.pipelines import BENCH_SOURCE_ALIASES
+
+    return BENCH_SOURCE_ALIASES or ("--model-source",)
+
+
 def register(app: typer.Typer) -> None:
+    from kindml.bench.catalog import PLATFORM_MODELS
+
+    model_names = (*_workload_case_names(), *PLATFORM_MODELS)
+    aliases = _source_aliases()
+
     @app.command("bench")
     def bench(
         suite: str = typer.Option("quick", "--suite", help="quick (a few minutes: batches 1/8/32, 5 repeats) or full (batches 1/8/32/128, 10 repeats, QOperator and FP16 too)."),
-        models: list[str] = typer.Option(None, "--models", "-m", help="Models, comma-separated or repeated: fraud_mlp, digits_cnn, minilm_l6 (default: all)."),
+        models: list[str] = typer.Option(None, "--models", "-m", help=f"Models, comma-separated or repeated: {', '.join(model_names)} (default: all)."),
         device: str = typer.Option("auto", "--device", help="cpu, cuda (CUDA/TensorRT EPs; fails without them) or auto (cuda when the CUDA EP exists, else cpu)."),
         threads: str = typer.Option(None, "--threads", help="Intra-op threads for ONNX Runtime and PyTorch (default 1; recorded with the result); a list such as 1,2 measures each count in the same run."),
         out_dir: Path = typer.Option(Path("benchmarks/results"), "--out-dir", help="Where the JSON, markdown and PNG plots go."),
-        fraud_source: str = typer.Option("auto", "--fraud-source", help="fraud_mlp from the registry champion (registry), trained on the spot (train), or registry if there is one (auto)."),
+        source: str = typer.Option(None, "--source", help="Workload models that can come from the model registry: its champion (registry), trained on the spot (train), or the champion if there is one (auto, the default)."),
+        deprecated_source: str = typer.Option(None, *aliases, hidden=True, help="Deprecated: use --source."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
         """Measure PyTorch eager vs ONNX Runtime FP32 / INT8 / FP16 / TensorRT side by side, with accuracy.
 
         All variants of a model run in one process, interleaved, with fixed
-        threads; each has a correctness measure against FP32 (fraud AUC,
-        digits accuracy, MiniLM cosine and nearest-neighbour agreement).
-        Writes benchmarks/results/<suite>-<cpu>-<date>.json, .md and PNG
-        plots. Variants that cannot run here (GPU ones on a CPU machine) are
-        listed as skipped with the reason.
+        threads; each has a correctness measure against FP32 (a workload
+        model's own metric, digits accuracy, MiniLM cosine and
+        nearest-neighbour agreement). Writes
+        benchmarks/results/<suite>-<cpu>-<date>.json, .md and PNG plots.
+        Variants that cannot run here (GPU ones on a CPU machine) are listed
+        as skipped with the reason.
         """
-        from kindml.bench.models import parse_models
+        from kindml.bench.cases import parse_models
         from kindml.bench.suite import (
             BenchRequest,
             check_device,
@@ -94,29 +128,27 @@ def register(app: typer.Typer) -> None:
             run,
             validate_request,
         )
+        from kindml.errors import UsageError
+        from kindml.pipelines import bench_cases
 
+        if deprecated_source is not None:
+            if source is not None and source.strip().lower() != deprecated_source.strip().lower():
+                raise UsageError(f"--source {source} and {aliases[0]} {deprecated_source} disagree", f"Use --source only ({aliases[0]} is deprecated).")
+            stderr_console().print(f"warning: {aliases[0]} is deprecated; use --source {deprecated_source}", style="yellow")
+            source = deprecated_source
+        selected = parse_models(models, model_names)
         req = BenchRequest(
             suite=suite.strip().lower(),
-            models=parse_models(models),
+            models=selected,
+            cases=tuple(bench_cases(selected)),
             device=device.strip().lower(),
             threads=parse_threads(threads),
             out_dir=out_dir,
-            fraud_source=fraud_source.strip().lower(),
+            source=(source or "auto").strip().lower(),
         )
         validate_request(req)
         check_device(req)
-        if "fraud_mlp" in req.models and req.fraud_source != "train":
-            cfg = state().config()
-            req.registry = _registry_source(cfg)
-            from kindml.pipelines.fraud.workload import FraudWorkload
-
-            opts = FraudWorkload.parse_options(cfg.workloads.get("fraud", {}))
-            req.fraud_data = {"seed": cfg.data.seed, "accounts": opts.accounts, "merchants": opts.merchants, "days": cfg.data.days,
-                              "rows": cfg.data.rows, "end_date": cfg.data.end_date}
-            if req.fraud_source == "registry" and req.registry is None:
-                from kindml.errors import BenchmarkError
-
-                raise BenchmarkError("--fraud-source registry: no model registry in this workspace", "Run `kindml capstone` first, or use --fraud-source train / auto.")
+        _resolve_sources(req)
         if progress_enabled(output) and state().verbose == 0:
             from rich.progress import (
                 BarColumn,
@@ -125,8 +157,6 @@ def register(app: typer.Typer) -> None:
                 TextColumn,
                 TimeElapsedColumn,
             )
-
-            from kindml.cli.common import stderr_console
 
             with Progress(TextColumn("[bold]{task.description:<58}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(), transient=True) as p:
                 doc = run(req, _RichProgress(p))

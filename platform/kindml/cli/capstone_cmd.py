@@ -13,9 +13,21 @@ def register(app: typer.Typer) -> None:
         rows: int = typer.Option(None, help="Events to generate (default 60000)."),
         days: int = typer.Option(None, help="Days of history (default 60)."),
         seed: int = typer.Option(None, help="Seed for data, tuning and training (default 42)."),
-        drift: float = typer.Option(None, help="Drift severity 0..3 of the live traffic used by monitoring."),
-        corrupt: float = typer.Option(None, help="Share of rows to damage on purpose (validation must catch it), e.g. 0.05."),
-        quarantine: bool = typer.Option(None, "--quarantine/--no-quarantine", help="Quarantine bad rows (written aside, counted) instead of failing."),
+        drift: float = typer.Option(
+            None, help="Drift severity 0..3 of the live traffic used by monitoring."
+        ),
+        concept: float = typer.Option(
+            None,
+            help="Concept shift 0..1 of the late live traffic (labels change, inputs do not): its delayed labels show the quality drop.",
+        ),
+        corrupt: float = typer.Option(
+            None, help="Share of rows to damage on purpose (validation must catch it), e.g. 0.05."
+        ),
+        quarantine: bool = typer.Option(
+            None,
+            "--quarantine/--no-quarantine",
+            help="Quarantine bad rows (written aside, counted) instead of failing.",
+        ),
         workers: int = typer.Option(None, help="Ray Train workers (default 2)."),
         epochs: int = typer.Option(None, help="Epochs of the final fit."),
         tune_trials: int = typer.Option(None, help="Ray Tune trials."),
@@ -44,12 +56,22 @@ def register(app: typer.Typer) -> None:
         from kindml.pipelines import DEFAULT_CAPSTONE
 
         overrides = parse_set_options(set_)
-        overrides.update({
-            "data.rows": rows, "data.days": days, "data.seed": seed, "data.drift": drift,
-            "data.corruption.rate": corrupt, "validation.quarantine": quarantine, "train.workers": workers,
-            "train.epochs": epochs, "train.tune_trials": tune_trials, "evaluate.min_score": min_roc_auc,
-            "quantize.enabled": quantize,
-        })
+        overrides.update(
+            {
+                "data.rows": rows,
+                "data.days": days,
+                "data.seed": seed,
+                "data.drift": drift,
+                "data.concept_shift": concept,
+                "data.corruption.rate": corrupt,
+                "validation.quarantine": quarantine,
+                "train.workers": workers,
+                "train.epochs": epochs,
+                "train.tune_trials": tune_trials,
+                "evaluate.min_score": min_roc_auc,
+                "quantize.enabled": quantize,
+            }
+        )
         if seed is not None:
             overrides["train.seed"] = seed
         if data is not None:

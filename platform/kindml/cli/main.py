@@ -26,6 +26,7 @@ _MODULES = (
     "kindml.cli.models_cmd",
     "kindml.cli.serve_cmd",
     "kindml.cli.monitor_cmd",
+    "kindml.cli.feedback_cmd",
     "kindml.cli.cluster_cmd",
     "kindml.cli.bench_cmd",
     "kindml.cli.report_cmd",

@@ -93,7 +93,9 @@ def text_summary(s: dict[str, Any]) -> str:
         lines.append(f"quarantined rows: {v['quarantined_rows']} (written aside, see the validation report)")
     model = s.get("model")
     if model:
-        promoted = f"promoted to @{model['alias']}" if model.get("promoted") else "registered, NOT promoted (gate)"
+        promoted = (f"promoted to @{model['alias']}" if model.get("promoted")
+                    else f"registered, waiting for approval (kindml models approve {model['name']}@{model['version']} --reason ...)"
+                    if model.get("awaiting_approval") else "registered, NOT promoted (gate)")
         lines.append(f"model {model['name']} v{model['version']} {promoted}")
         lines.append(f"onnx: {model['onnx_path']}")
     b = s.get("batch")
@@ -110,7 +112,20 @@ def text_summary(s: dict[str, Any]) -> str:
         fired = ", ".join(sorted({a['alertname'] for a in drift.get('alerts_fired', [])})) or "none"
         fired += " (a drift alert fired)" if drift.get("drift_alert_fired") else " (no drift alert)"
         top = sorted((drift.get("max_psi") or {}).items(), key=lambda kv: -kv[1])[:3]
-        lines.append(f"drift: alerts fired: {fired}; top PSI: " + ", ".join(f"{k}={v:.3f}" for k, v in top))
+        lines.append(
+            f"drift: alerts fired: {fired}; top PSI: " + ", ".join(f"{k}={v:.3f}" for k, v in top)
+        )
+    q = s.get("quality") or {}
+    if q.get("feedback"):
+        fb = q["feedback"]
+        verdict = "quality alert fired" if q.get("quality_alert_fired") else "no quality alert"
+        lines.append(
+            f"delayed labels: {fb.get('joined', 0)} joined; realised "
+            + ", ".join(f"{k}={v}" for k, v in sorted((q.get("realised") or {}).items()))
+            + " vs holdout "
+            + ", ".join(f"{k}={v}" for k, v in sorted((q.get("reference") or {}).items()))
+            + f" ({verdict})"
+        )
     dep = s.get("deployment")
     if dep and s.get("target") == "kind":
         lines.append(f"predictor: InferenceService {dep['model']} v{dep['version']} ({dep['url']} in the cluster; from this machine "

@@ -36,14 +36,15 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8080, "--port", min=1, max=65535, help="HTTP port (REST and /metrics)."),
         no_drift: bool = typer.Option(False, "--no-drift", help="Disable drift accounting (for overhead benchmarks)."),
         window: int = typer.Option(5000, "--window", min=100, max=1_000_000, help="Drift window in transactions."),
+        workers: int = typer.Option(1, "--workers", min=1, max=32, help="Uvicorn worker processes (KServe's multi-process server); "
+                                    "metrics and the drift window are shared by all of them."),
     ) -> None:
         """Run the predictor in the foreground (what the InferenceService container runs)."""
         from kindml.runtime import RuntimeEnv
-        from kindml.serving.bundle import fetch_bundle, profile_path
-        from kindml.serving.online import features_for
-        from kindml.serving.predictor import ModelBundle, make_predictor
-        from kindml.serving.server import serve_foreground
-        from kindml.workload.loader import instantiate
+        from kindml.serving.bundle import fetch_bundle
+        from kindml.serving.launch import PredictorSpec, build_predictor
+        from kindml.serving.predictor import ModelBundle
+        from kindml.serving.server import serve_foreground, shared_state_dir
 
         base = state().config()
         ws = state().workspace(base).ensure()
@@ -51,24 +52,17 @@ def register(app: typer.Typer) -> None:
             bundle = ModelBundle.from_folder(model_dir, name, version, workload)
         else:
             bundle = fetch_bundle(base, ws, RuntimeEnv.local(base, ws).mlflow_tracking_uri, model or default_model())
-        cfg = serving_config(bundle.workload)
-        kit = instantiate(bundle.workload, cfg).model_kit()
-        monitor = None
-        prof = profile_path(bundle)
-        if prof is not None and not no_drift:
-            from kindml.monitoring.drift import DriftMonitor
-            from kindml.monitoring.profile import load_profile
-
-            monitor = DriftMonitor(load_profile(prof), bundle.name, bundle.version, window=window)
-        features = features_for(cfg, ws, bundle.feature_service) if bundle.feature_service else None
-        predictor = make_predictor(bundle, kit, features, monitor, drift_enabled=not no_drift)
-        serve_foreground(predictor, host, port)
+        with shared_state_dir(workers) as shared:
+            spec = PredictorSpec(bundle=bundle, config=serving_config(bundle.workload), workspace=ws, window=window,
+                                 drift=not no_drift, shared_dir=shared)
+            serve_foreground(build_predictor(spec), host, port, workers=workers)
 
     @s_app.command("start")
     def start(
         model: str = typer.Option(None, "--model", help="NAME, NAME@VERSION or NAME@ALIAS (default: the champion)."),
         host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
         port: int = typer.Option(None, "--port", min=1, max=65535, help="HTTP port (default: a free one)."),
+        workers: int = typer.Option(1, "--workers", min=1, max=32, help="Uvicorn worker processes (see `kindml serve run --help`)."),
         output: Output = OUTPUT_OPTION,
     ) -> None:
         """Start the predictor in the background and wait until it is ready (idempotent)."""
@@ -79,7 +73,9 @@ def register(app: typer.Typer) -> None:
         cfg = state().config()
         ws = state().workspace(cfg).ensure()
         bundle = fetch_bundle(cfg, ws, RuntimeEnv.local(cfg, ws).mlflow_tracking_uri, model or default_model())
-        st = start_background(ws, bundle.folder, bundle.name, bundle.version, host, port)
+        # every worker imports KServe and loads the model on its own: give several workers longer to get ready
+        st = start_background(ws, bundle.folder, bundle.name, bundle.version, host, port,
+                              extra_args=["--workers", str(workers)] if workers > 1 else None, timeout=120.0 if workers == 1 else 300.0)
         d = st.__dict__ | {"url": st.url}
         emit(d, output, f"{st.model} v{st.version} ready at {st.url}/v1/models/{st.model}:predict (metrics: {st.url}/metrics, pid {st.pid})")
 

@@ -10,7 +10,9 @@ A kit is the workload's model family, in four parts that must agree with each ot
 3. the **ONNX module** (:meth:`~ModelKit.onnx_module`): what is exported, with named inputs
    that :meth:`~ModelKit.feeds` produces from raw columns;
 4. the **serving signature** (:meth:`~ModelKit.signature`): request parsing, Feast entity keys,
-   answers, and the columns the drift monitor watches.
+   answers, and the columns the drift monitor watches;
+5. optionally, what **explanations** are about (:meth:`~ModelKit.explanation`): the raw columns
+   (or the words of a text column) that :mod:`kindml.explain` attributes the served output to.
 
 "Columns" are a mapping of column name → numpy array (a request after parsing and
 the Feast lookup, or a DataFrame via :func:`frame_columns`).
@@ -31,6 +33,7 @@ from kindml.model.recipe import TorchRecipe
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kindml.explain.spec import ExplainSpec
     from kindml.serving.signature import Signature
 
 KIT_FILE = "kit.json"
@@ -123,6 +126,14 @@ class ModelKit(ABC):
     @abstractmethod
     def signature(self) -> Signature:
         """The serving contract for this kit (request parsing, answers, drift columns)."""
+
+    def explanation(self) -> ExplainSpec | None:
+        """What per-request attributions and the global importance are about: raw columns (request fields and
+        looked-up features, or named groups of them), or the words of a text column; and the evaluation budgets.
+
+        Default: None — the model has no explanations (``:explain`` answers 501, export writes no importance).
+        """
+        return None
 
     def parity_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Rows used to check ONNX against torch (default: as given)."""

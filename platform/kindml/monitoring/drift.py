@@ -25,6 +25,17 @@ The window
     ``observe`` concurrently, and a scrape (:meth:`report`) copies the running
     total under the same lock.
 
+One window for several worker processes
+    With ``shared=PATH`` the ring, its row counts and the running total live in
+    a file that every process of one predictor maps (``mmap``, ``MAP_SHARED``):
+    KServe's ``workers > 1`` serves from several processes, and drift must be
+    computed over all of their traffic, as one process would. Updates hold a
+    ``flock`` on the file (plus a thread lock), so the window is exactly the
+    one a single process would keep for the same arrival order; a scrape in any
+    worker reads the same counts. The first process creates the file (zeroed,
+    with a header naming its layout and a checksum of the reference counts);
+    the others attach and refuse a file of another layout or profile.
+
 Missing values
     NaN in a numeric feature counts in a dedicated *missing* bin placed after
     the last ordered bin (a jump in missingness is drift too). A numeric feature
@@ -67,9 +78,15 @@ The statistics, between reference counts ``r`` and window counts ``w`` over the 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
 import math
+import mmap
+import os
 import threading
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,6 +102,12 @@ DEFAULT_MIN_SAMPLES = 500
 # feature has at most BRANCHLESS_MAX_EDGES edges; smaller batches use np.searchsorted
 BRANCHLESS_MIN_ROWS = 256
 BRANCHLESS_MAX_EDGES = 32
+# the shared window file: a header of int64 slots, then the ring, the sub-window row counts, the running total
+_MAGIC = 0x4B44524946543031  # "KDRIFT01"
+_HEADER = 9  # magic, layout version, buckets, total bins, sub-window rows, reference checksum; then the scalar state
+_LAYOUT = 1
+# the scalar state (head sub-window, rows in the window, rows ever seen) in its own int64 array
+_HEAD, _ROWS, _SEEN = 0, 1, 2
 
 
 # ---- pure statistics on two count vectors -------------------------------------------------
@@ -218,7 +241,8 @@ class DriftMonitor:
     """Fixed-memory sliding-window histograms of live inputs and scores against a reference profile.
 
     ``window`` rows in ``buckets`` sub-windows (see the module docstring);
-    ``min_samples`` rows before any statistic is reported.
+    ``min_samples`` rows before any statistic is reported; ``shared``: a file
+    holding the window for every process that passes the same path.
     """
 
     def __init__(
@@ -229,6 +253,7 @@ class DriftMonitor:
         window: int = 5000,
         buckets: int = 10,
         min_samples: int | None = None,
+        shared: str | Path | None = None,
     ) -> None:
         if not (isinstance(window, int) and isinstance(buckets, int) and 1 <= buckets <= window):
             raise MonitoringError(f"drift window {window!r} with {buckets!r} sub-windows is not usable",
@@ -273,13 +298,29 @@ class DriftMonitor:
                          for c in self._categorical]
         self._score_py = (self._score.edges.tolist(), self._score.offset, self._score.edges.size + 1)
 
-        self._lock = threading.Lock()
-        self._ring = np.zeros((buckets, self.total_bins), dtype=np.int64)
-        self._ring_rows = np.zeros(buckets, dtype=np.int64)
-        self._total = np.zeros(self.total_bins, dtype=np.int64)
-        self._total_rows = 0
-        self._head = 0
-        self.samples_seen = 0
+        self.shared: Path | None = None
+        if shared is None:
+            self._lock: Any = threading.Lock()
+            buf = np.zeros(3 + buckets * self.total_bins + buckets + self.total_bins, dtype=np.int64)
+        else:
+            self.shared = Path(shared)
+            self._shared_file = _SharedFile(self.shared, self._layout())
+            self._lock = self._shared_file.lock
+            buf = self._shared_file.array[_HEADER - 3:]  # the last 3 header slots hold the scalar state
+        self._state = buf[:3]
+        rest = buf[3:]
+        self._ring = rest[:buckets * self.total_bins].reshape(buckets, self.total_bins)
+        self._ring_rows = rest[buckets * self.total_bins:buckets * self.total_bins + buckets]
+        self._total = rest[buckets * self.total_bins + buckets:]
+
+    def _layout(self) -> tuple[int, ...]:
+        """The header a shared window file must carry (what makes two monitors' windows the same thing)."""
+        return (_MAGIC, _LAYOUT, self.buckets, self.total_bins, self.sub_window, zlib.crc32(self._reference.tobytes()))
+
+    @property
+    def samples_seen(self) -> int:
+        """Rows ever observed (in every process sharing the window)."""
+        return int(self._state[_SEEN])
 
     # -- introspection
     @property
@@ -372,64 +413,70 @@ class DriftMonitor:
         s = np.asarray(scores, dtype=np.float64).reshape(-1)
         if s.size == 1:
             flat = self._one_row(numeric, categorical, float(s[0]))
+            st = self._state
             with self._lock:
-                if self._ring_rows[self._head] >= self.sub_window:
+                head = st.item(_HEAD)
+                if self._ring_rows.item(head) >= self.sub_window:
                     self._advance()
-                self._ring[self._head, flat] += 1  # one row: its flat indices are distinct (one per feature)
+                    head = st.item(_HEAD)
+                self._ring[head, flat] += 1  # one row: its flat indices are distinct (one per feature)
                 self._total[flat] += 1
-                self._ring_rows[self._head] += 1
-                self._total_rows += 1
-                self.samples_seen += 1
+                self._ring_rows[head] += 1
+                st[_ROWS:_SEEN + 1] += 1  # rows in the window and rows ever seen, in one operation
             return
         self.observe_bins(self.bin_indices(numeric, categorical, s))
 
     def _advance(self) -> None:
         """Move to the oldest sub-window and empty it (caller holds the lock)."""
-        self._head = (self._head + 1) % self.buckets
-        self._total -= self._ring[self._head]
-        self._total_rows -= int(self._ring_rows[self._head])
-        self._ring[self._head] = 0
-        self._ring_rows[self._head] = 0
+        st = self._state
+        head = (int(st[_HEAD]) + 1) % self.buckets
+        st[_HEAD] = head
+        self._total -= self._ring[head]
+        st[_ROWS] -= self._ring_rows[head]
+        self._ring[head] = 0
+        self._ring_rows[head] = 0
 
     def observe_bins(self, idx: np.ndarray) -> None:
         """Add precomputed :meth:`bin_indices` to the window (the part that holds the lock)."""
         n = idx.shape[1]
         if n == 0:
             return
+        st = self._state
         with self._lock:
             pos = 0
             while pos < n:
-                room = self.sub_window - int(self._ring_rows[self._head])
+                room = self.sub_window - int(self._ring_rows[st[_HEAD]])
                 if room == 0:
                     self._advance()
                     room = self.sub_window
                 take = min(room, n - pos)
                 part = idx[:, pos:pos + take] if (pos or take < n) else idx
                 c = np.bincount(part.ravel(), minlength=self.total_bins)
-                self._ring[self._head] += c
+                head = st[_HEAD]
+                self._ring[head] += c
                 self._total += c
-                self._ring_rows[self._head] += take
-                self._total_rows += take
+                self._ring_rows[head] += take
+                st[_ROWS] += take
                 pos += take
-            self.samples_seen += n
+            st[_SEEN] += n
 
     def reset(self) -> None:
         with self._lock:
             self._ring[:] = 0
             self._ring_rows[:] = 0
             self._total[:] = 0
-            self._total_rows = 0
-            self._head = 0
+            self._state[_HEAD] = 0
+            self._state[_ROWS] = 0
 
     # -- reading
     def window_samples(self) -> int:
         with self._lock:
-            return self._total_rows
+            return int(self._state[_ROWS])
 
     def window_counts(self) -> tuple[np.ndarray, int]:
         """A copy of the window's flat counts and its row count (consistent with each other)."""
         with self._lock:
-            return self._total.copy(), self._total_rows
+            return self._total.copy(), int(self._state[_ROWS])
 
     def counts(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
         """(reference counts, window counts) of one feature, or of the score with ``"__score__"``."""
@@ -456,3 +503,72 @@ class DriftMonitor:
         """The report as a plain dict: ``{"samples", "ready", "features": {f: {method: v}}, "prediction": {method: v}}``."""
         r = self.report()
         return {"samples": r.samples, "ready": r.ready, "features": r.features, "prediction": r.prediction}
+
+
+class _SharedLock:
+    """A thread lock plus an exclusive ``flock`` on the window file: one writer among threads and processes."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._thread = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+
+class _SharedFile:
+    """The window file, mapped into this process: created zeroed with its header if absent, else checked against it."""
+
+    def __init__(self, path: Path, layout: tuple[int, ...]) -> None:
+        buckets, total_bins = layout[2], layout[3]
+        words = _HEADER + buckets * total_bins + buckets + total_bins
+        size = words * 8
+        header = np.zeros(_HEADER, dtype=np.int64)
+        header[:len(layout)] = layout
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            fd = self._create(path, header, size)
+        try:
+            if os.fstat(fd).st_size != size:
+                raise MonitoringError(f"the shared drift window {path} belongs to another model version or window layout "
+                                      f"({os.fstat(fd).st_size} bytes; this monitor needs {size})",
+                                      "Every worker of one predictor must serve the same model and window; remove the file before a new server starts.")
+            self._mm = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self.array = np.frombuffer(self._mm, dtype=np.int64)
+        if not np.array_equal(self.array[:len(layout)], header[:len(layout)]):
+            raise MonitoringError(f"the shared drift window {path} belongs to another model version or window layout",
+                                  "Every worker of one predictor must serve the same model and window; remove the file before a new server starts.")
+        self.lock = _SharedLock(fd)
+
+    @staticmethod
+    def _create(path: Path, header: np.ndarray, size: int) -> int:
+        """Write a zeroed file with its header beside ``path`` and link it into place (atomic; the first creator wins)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        with open(tmp, "wb") as f:
+            f.truncate(size)
+            f.write(header.tobytes())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return os.open(path, os.O_RDWR)

@@ -4,8 +4,17 @@ KServe 0.21's ``ModelServer`` serves ``/metrics`` from the *default*
 ``prometheus_client`` registry (``kserve/protocol/rest/server.py``:
 ``encoder(REGISTRY)``), so everything registered here on
 ``prometheus_client.REGISTRY`` appears there next to KServe's own
-``request_predict_seconds`` etc. With ``workers > 1`` every worker process has
-its own registry and drift window; kindml runs one worker.
+``request_predict_seconds`` etc. — with one worker. With ``workers > 1``
+(``kindml serve run --workers N``) every worker is its own process, so a
+scrape of one worker's default registry would see a fraction of the traffic:
+there ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start,
+prometheus_client's multiprocess mode keeps every process's counters and
+histograms in files there, and ``/metrics`` serves :func:`exposition_registry`:
+those files summed (``MultiProcessCollector``) plus the drift collector, whose
+monitor reads the one drift window all workers share (``DriftMonitor(shared=...)``).
+Any worker answering a scrape then reports the whole server, exactly what one
+worker would report for the same traffic. (Process metrics such as
+``process_cpu_seconds_total`` are per process and are not exported in that mode.)
 
 Metrics (Prometheus naming: ``kindml_`` prefix, base units, ``_total`` on counters)
 
@@ -66,6 +75,7 @@ Mapping for users coming from TrustyAI (Open Data Hub / OpenShift AI)
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import weakref
@@ -257,3 +267,38 @@ def count_unknown_entities(model: str, version: str, entity: str, n: int = 1, re
 
 def count_online_store_error(model: str, version: str, n: int = 1, registry: Any = None) -> None:
     _metrics_for(model, version, registry).count_online_store_error(model, version, n)
+
+
+# ---- what /metrics serves ------------------------------------------------------------------
+
+_EXPOSITION: Any = None
+
+
+def multiprocess_dir() -> str | None:
+    """The folder of prometheus_client's multiprocess mode, when this process runs in it."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition_registry() -> Any:
+    """The registry ``/metrics`` encodes: the default one with one worker; with several, every worker's files summed + drift.
+
+    Multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``): counters and histograms of
+    every process (kindml's and KServe's own) are read from their files and
+    summed, and the drift collector of the default registry is added — its
+    monitors read the window every worker shares, so it is the same whichever
+    worker computes it.
+    """
+    global _EXPOSITION
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if multiprocess_dir() is None:
+        return REGISTRY
+    drift = register_metrics().drift
+    with _LOCK:
+        if _EXPOSITION is None:
+            reg = CollectorRegistry()
+            MultiProcessCollector(reg)
+            reg.register(drift)
+            _EXPOSITION = reg
+        return _EXPOSITION

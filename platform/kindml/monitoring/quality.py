@@ -55,10 +55,19 @@ CREATE TABLE IF NOT EXISTS predictions (
     score REAL,
     label TEXT,
     outcome TEXT,
-    outcome_ts REAL
+    outcome_ts REAL,
+    entity TEXT,
+    parent TEXT
 );
+CREATE INDEX IF NOT EXISTS by_parent ON predictions (parent) WHERE parent IS NOT NULL;
+CREATE INDEX IF NOT EXISTS by_experiment ON predictions (experiment, outcome_ts) WHERE experiment != '';
 CREATE INDEX IF NOT EXISTS labelled ON predictions (model, version, variant, outcome_ts);
 CREATE INDEX IF NOT EXISTS by_time ON predictions (ts);
+CREATE TABLE IF NOT EXISTS models (
+    model TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    classes TEXT
+);
 """
 
 
@@ -72,6 +81,8 @@ class Prediction:
     variant: str = "champion"
     experiment: str = ""
     ts: float = field(default_factory=time.time)
+    entity: str | None = None  # the entity the experiment assigned (for its variance buckets)
+    parent: str | None = None  # a shadow prediction: the id of the answer the client got (its outcome is this one's too)
 
 
 @dataclass
@@ -110,20 +121,47 @@ class PredictionLog:
         yield conn
 
     def log(self, predictions: Iterable[Prediction]) -> int:
-        rows = [(p.id, p.model, p.version, p.variant, p.experiment, p.ts, None if p.score is None else float(p.score), p.label)
-                for p in predictions]
+        rows = [(p.id, p.model, p.version, p.variant, p.experiment, p.ts, None if p.score is None else float(p.score), p.label,
+                 p.entity, p.parent) for p in predictions]
         if not rows:
             return 0
         with self._conn() as c:
             c.execute("BEGIN IMMEDIATE")
-            c.executemany("INSERT OR IGNORE INTO predictions (id, model, version, variant, experiment, ts, score, label) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            c.executemany("INSERT OR IGNORE INTO predictions (id, model, version, variant, experiment, ts, score, label, entity, parent) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             c.execute("COMMIT")
         self._writes += len(rows)
         if self._writes >= self.prune_every:
             self._writes = 0
             self.prune()
         return len(rows)
+
+    def register_model(self, model: str, task: str, classes: list[str] | None = None) -> None:
+        """Record a served model's task (and class names) so outcomes for its predictions can be checked."""
+        import json
+
+        with self._conn() as c:
+            c.execute("INSERT OR REPLACE INTO models (model, task, classes) VALUES (?, ?, ?)",
+                      (model, task, None if classes is None else json.dumps(list(classes))))
+
+    def models(self) -> dict[str, tuple[str, list[str] | None]]:
+        """model → (task, class names or None) of every model that logged here."""
+        import json
+
+        with self._conn() as c:
+            rows = c.execute("SELECT model, task, classes FROM models").fetchall()
+        return {m: (t, None if cl is None else json.loads(cl)) for m, t, cl in rows}
+
+    def owners(self, ids: Iterable[str]) -> dict[str, str]:
+        """prediction id → model, for the ids the log holds."""
+        ids = list(ids)
+        out: dict[str, str] = {}
+        with self._conn() as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(dict(c.execute(f"SELECT id, model FROM predictions WHERE id IN ({marks}) AND parent IS NULL", chunk).fetchall()))  # noqa: S608
+        return out
 
     def feedback(self, outcomes: Iterable[tuple[str, Any]], at: float | None = None) -> FeedbackResult:
         """Join outcomes to logged predictions: each id gets at most one outcome; unknown ids are reported."""
@@ -136,6 +174,8 @@ class PredictionLog:
                                 (str(outcome), at, pid))
                 if cur.rowcount == 1:
                     result.joined.append(pid)
+                    c.execute("UPDATE predictions SET outcome = ?, outcome_ts = ? WHERE parent = ? AND outcome IS NULL",
+                              (str(outcome), at, pid))
                 elif c.execute("SELECT 1 FROM predictions WHERE id = ?", (pid,)).fetchone():
                     result.duplicate.append(pid)
                 else:
@@ -152,7 +192,16 @@ class PredictionLog:
         scores = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
         return scores, [r[1] for r in rows], [r[2] for r in rows]
 
-    def keys(self) -> list[tuple[str, str, str, str]]:
+    def labelled_since(self, experiment: str, after: tuple[float, str] = (0.0, "")) -> list[dict[str, Any]]:
+        """The experiment's predictions whose outcome arrived after the cursor ``(outcome_ts, id)``, in arrival order."""
+        with self._conn() as c:
+            rows = c.execute("SELECT id, variant, entity, score, label, outcome, outcome_ts, parent FROM predictions "
+                             "WHERE experiment = ? AND outcome IS NOT NULL AND (outcome_ts > ? OR (outcome_ts = ? AND id > ?)) "
+                             "ORDER BY outcome_ts, id", (experiment, after[0], after[0], after[1])).fetchall()
+        keys = ("id", "variant", "entity", "score", "label", "outcome", "outcome_ts", "parent")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def groups(self) -> list[tuple[str, str, str, str]]:
         """(model, version, variant, experiment) of every logged prediction."""
         with self._conn() as c:
             return [tuple(r) for r in c.execute("SELECT DISTINCT model, version, variant, experiment FROM predictions").fetchall()]  # type: ignore[misc]
@@ -277,7 +326,7 @@ class QualityCollector:
 
     def collect(self) -> Iterator[Any]:
         quality, samples, reference = self._families()
-        for model, version, variant, _ in self.log.keys():
+        for model, version, variant, _ in self.log.groups():
             scores, labels, outcomes = self.log.window(model, version, variant, self.window)
             samples.add_metric([model, version, variant], float(len(outcomes)))
             if len(outcomes) < self.min_samples:

@@ -42,6 +42,9 @@ RULE_NAME = "kindml-rules"
 NAMESPACE = "kindml-monitoring"
 PROFILES: tuple[str, ...] = ("cluster", "local")
 DRIFT_ALERTS: tuple[str, ...] = ("KindmlFeatureDrift", "KindmlPredictionDrift")
+QUALITY_ALERTS: tuple[str, ...] = ("KindmlQualityDegraded",)
+RETRAIN_ALERTS: tuple[str, ...] = (*DRIFT_ALERTS, *QUALITY_ALERTS)
+"""The alerts that mean "retrain" (``kindml monitor watch``): input drift, or realised quality on delayed labels."""
 MANIFEST_PATH = Path("manifests/base/monitoring/prometheusrule.yaml")  # relative to the repository root
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER = (

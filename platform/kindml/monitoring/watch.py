@@ -1,4 +1,5 @@
-"""Automated retraining: poll Prometheus alerts; on a drift alert run the capstone on recent data and promote only through the gate.
+"""Automated retraining: poll Prometheus alerts; on a drift or a quality alert run the pipeline on recent data and
+promote only through the gate.
 
 Each decision is appended to ``.kindml/monitoring/decisions.jsonl``: the
 alert that triggered it, the challenger run and version, the gate's verdict
@@ -16,12 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from kindml.config import KindmlConfig
-from kindml.monitoring.rules import DRIFT_ALERTS
+from kindml.monitoring.rules import RETRAIN_ALERTS
 from kindml.workspace import Workspace
 
 
-def firing_drift_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in alerts if a.get("state") == "firing" and a.get("labels", {}).get("alertname") in DRIFT_ALERTS]
+def firing_retrain_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Firing alerts that mean "retrain": input drift (PSI) or realised quality on delayed labels."""
+    return [
+        a
+        for a in alerts
+        if a.get("state") == "firing" and a.get("labels", {}).get("alertname") in RETRAIN_ALERTS
+    ]
+
+
+firing_drift_alerts = firing_retrain_alerts  # the earlier name
 
 
 def record(ws: Workspace, decision: dict[str, Any]) -> Path:
@@ -59,7 +68,7 @@ def watch(cfg: KindmlConfig, ws: Workspace, alerts: Callable[[], list[dict[str, 
     deadline = time.monotonic() + timeout if timeout else None
     last = -1e18
     while deadline is None or time.monotonic() < deadline:
-        firing = firing_drift_alerts(alerts())
+        firing = firing_retrain_alerts(alerts())
         if firing and time.monotonic() - last >= cooldown:
             last = time.monotonic()
             decision = retrain(cfg, ws, firing, run_capstone)

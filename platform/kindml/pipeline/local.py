@@ -224,7 +224,8 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     summary["validation"] = validation
     summary["model"] = (
         {"name": registered["name"], "version": registered["version"], "promoted": registered["promoted"], "alias": registered["alias"],
-         "model_uri": registered["model_uri"], "onnx_path": registered["onnx_path"]}
+         "model_uri": registered["model_uri"], "onnx_path": registered["onnx_path"],
+         **({"awaiting_approval": True} if registered.get("awaiting_approval") else {})}
         if registered else None
     )
     if batch:  # batch inference (the batch stage): throughput next to the online latency below
@@ -239,6 +240,8 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     if monitoring:
         summary["serving"] = monitoring["serving"]
         summary["drift"] = monitoring["drift"]
+        if monitoring.get("quality") is not None:
+            summary["quality"] = {k: v for k, v in monitoring["quality"].items() if k != "series"}
     return summary
 
 

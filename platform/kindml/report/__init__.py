@@ -26,7 +26,7 @@ def build_report(
 
     ``benchmarks``: files or folders to take the newest result from (default:
     ``./benchmarks/results`` and the source checkout's). ``registry``: also list
-    the model's versions from the registry (MLflow).
+    the model's versions from the registry (MLflow) and its audit log.
     """
     from kindml.errors import KindmlError
     from kindml.report.collect import collect, default_benchmark_dirs, find_run
@@ -37,7 +37,7 @@ def build_report(
     ws = Workspace(Path(cfg.home))
     run_dir = find_run(ws.runs, run_id)
     uri = RuntimeEnv.local(cfg, ws).mlflow_tracking_uri if registry else None
-    data = collect(run_dir, tracking_uri=uri, benchmarks=benchmarks if benchmarks is not None else default_benchmark_dirs())
+    data = collect(run_dir, tracking_uri=uri, benchmarks=benchmarks if benchmarks is not None else default_benchmark_dirs(), workspace=ws.root)
     target = out if out is not None else run_dir / "report.html"
     if target.is_dir():
         target = target / f"report-{data.run_id}.html"

@@ -7,9 +7,11 @@ and its section says so instead of failing):
 - ``<run_dir>/logs/pipeline.log``: when each stage started and finished (the timeline);
 - the stage artifacts under ``<run_dir>/kfp/**/``: ``validation/validation.json``,
   ``model/train_report.json``, ``evaluation/{metrics,curves,gate}.json``,
-  ``registered/registered.json``, ``monitoring/monitor.json`` (the newest of each,
-  as a resumed run may hold several pipeline roots);
-- the model registry (MLflow): every version of the run's model with its lineage tags;
+  ``registered/registered.json``, ``monitoring/monitor.json``, ``onnx_model/importance.json``
+  (the newest of each, as a resumed run may hold several pipeline roots);
+- the model registry (MLflow): every version of the run's model with its lineage tags, and the
+  global importance of the version this run's is compared with (the champion it was gated against);
+- the audit log of the run's model (the workspace's ``registry/audit.jsonl`` and the registry's copy);
 - the newest ``benchmarks/results/*.json`` of the benchmark suite.
 """
 
@@ -38,6 +40,7 @@ ARTIFACTS = {
     "batch": "scores/batch.json",
     "deployed": "deployed/deployed.json",
     "monitor": "monitoring/monitor.json",
+    "importance": "onnx_model/importance.json",
 }
 _LOG_LINE = re.compile(r"^(?P<t>\d\d:\d\d:\d\d\.\d{3}) - INFO - (?P<what>.*)$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -62,8 +65,10 @@ class RunData:
     artifacts: dict[str, Any] = field(default_factory=dict)  # key of ARTIFACTS -> parsed JSON
     timeline: list[StageSpan] = field(default_factory=list)
     versions: list[dict[str, Any]] | None = None  # registry versions of the run's model, oldest first
+    audit: list[dict[str, Any]] | None = None  # the audit log of the run's model (kindml.audit), oldest first
     benchmark: dict[str, Any] | None = None
     benchmark_path: Path | None = None
+    importance_other: dict[str, Any] | None = None  # {"version", "role", "doc"}: the version this run's importance is compared with
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
     @property
@@ -194,6 +199,41 @@ def registry_versions(tracking_uri: str, model_name: str, notes: list[str], alia
         return None
 
 
+def comparison_version(data: RunData, alias: str = "champion") -> tuple[str, str] | None:
+    """(version, role) whose importance this run's is compared with: the champion the gate compared against,
+    else the alias holder when it is another version, else the newest earlier version."""
+    this = str((data.get("registered") or data.summary.get("model") or {}).get("version") or "")
+    champion = (data.get("gate") or data.summary.get("gate") or {}).get("champion_version")
+    if champion and str(champion) != this:
+        return str(champion), "champion"
+    versions = data.versions or []
+    holder = next((str(v["version"]) for v in versions if alias in (v.get("aliases") or [])), None)
+    if holder and holder != this:
+        return holder, alias
+    earlier = [int(v["version"]) for v in versions if str(v.get("version", "")).isdigit() and this.isdigit() and int(v["version"]) < int(this)]
+    return (str(max(earlier)), "previous version") if earlier else None
+
+
+def other_importance(data: RunData, tracking_uri: str, model_name: str, alias: str, notes: list[str]) -> dict[str, Any] | None:
+    """The registered importance of :func:`comparison_version` (None, with a note, when it has none)."""
+    pick = comparison_version(data, alias)
+    if pick is None:
+        return None
+    version, role = pick
+    try:
+        from kindml.explain.importance import registered_importance
+
+        doc = registered_importance(tracking_uri, model_name, version)
+    except Exception as exc:  # one source among several: the section says what it has
+        log.debug("importance of v%s failed", version, exc_info=True)
+        notes.append(f"cannot read the importance of {model_name} v{version}: {type(exc).__name__}: {exc}")
+        return None
+    if doc is None:
+        notes.append(f"{model_name} v{version} ({role}) has no importance.json (registered before explanations)")
+        return {"version": version, "role": role, "doc": None}
+    return {"version": version, "role": role, "doc": doc}
+
+
 def latest_benchmark(search: list[Path], notes: list[str]) -> tuple[dict[str, Any] | None, Path | None]:
     """The newest benchmark result (a file, or ``*.json`` in the folders of ``search``) that has ``machine`` and ``results``."""
     files: list[Path] = []
@@ -218,12 +258,27 @@ def default_benchmark_dirs() -> list[Path]:
     return dirs
 
 
+def audit_events(workspace: Path, tracking_uri: str, model_name: str, notes: list[str]) -> list[dict[str, Any]] | None:
+    """The audit log of ``model_name`` (oldest first), or None (with a note) when it cannot be read."""
+    try:
+        from kindml.audit import AuditLog
+
+        h = AuditLog(workspace, tracking_uri).history(model_name)
+    except Exception as exc:  # the report shows what it has
+        log.debug("audit log read failed", exc_info=True)
+        notes.append(f"cannot read the audit log of {model_name}: {type(exc).__name__}: {exc}")
+        return None
+    notes.extend(h.problems)
+    return h.events
+
+
 def collect(
     run_dir: Path,
     tracking_uri: str | None = None,
     benchmarks: list[Path] | None = None,
+    workspace: Path | None = None,
 ) -> RunData:
-    """Read a run folder (and, if given, the registry and benchmark results) into a :class:`RunData`."""
+    """Read a run folder (and, if given, the registry, the audit log of ``workspace`` and benchmark results) into a :class:`RunData`."""
     notes: list[str] = []
     summary_path = run_dir / "summary.json"
     summary = _read_json(summary_path, notes) if summary_path.is_file() else None
@@ -241,6 +296,10 @@ def collect(
     if tracking_uri and model_name:
         alias = (summary.get("model") or {}).get("alias") or "champion"
         data.versions = registry_versions(tracking_uri, model_name, notes, (alias,))
+        if data.get("importance"):
+            data.importance_other = other_importance(data, tracking_uri, model_name, alias, notes)
+        if workspace is not None:
+            data.audit = audit_events(workspace, tracking_uri, model_name, notes)
     if benchmarks:
         data.benchmark, data.benchmark_path = latest_benchmark(benchmarks, notes)
     return data

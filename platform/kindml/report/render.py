@@ -23,8 +23,12 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunData], str]], ...] = (
     ("evaluation", "Evaluation", sections.evaluation),
     ("registry", "Model versions and lineage", sections.registry),
     ("batch", "Batch inference", sections.batch),
+    ("importance", "Feature importance", sections.importance),
+    ("audit", "Approvals and audit trail", sections.audit),
     ("serving", "Serving latency", sections.serving),
     ("drift", "Drift per feature", sections.drift),
+    ("quality", "Model quality (delayed labels)", sections.model_quality),
+    ("experiment", "Experiment", sections.experiment),
     ("alerts", "Alerts fired", sections.alerts),
     ("benchmarks", "Benchmarks", sections.benchmarks),
 )

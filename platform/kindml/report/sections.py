@@ -15,6 +15,7 @@ from kindml.report.markup import badge, cards, esc, grid, kv, note, num, pct, sh
 
 # Which stage produces what a section shows: explains a missing section.
 PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "batch": "batch",
+            "importance": "export", "audit": "register",
             "serving": "monitor", "drift": "monitor", "alerts": "monitor"}
 METHOD_COLORS = {"psi": svg.PALETTE[0], "js": svg.PALETTE[3], "ks": svg.PALETTE[2]}
 DEFAULT_THRESHOLDS = {"psi": 0.2, "prediction_psi": 0.2, "ks_min": 0.05, "ks_c_alpha": 1.95}
@@ -343,7 +344,20 @@ LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_au
                    ("git", "kindml.git_commit"))
 
 
+def _registered_note(r: dict[str, Any], version: str) -> str:
+    name = f"<strong>{esc(r.get('name'))} v{esc(version)}</strong>"
+    if r.get("promoted"):
+        return note(f"This run registered {name} and moved the alias <code>{esc(r.get('alias'))}</code> to it.", "ok", raw=True)
+    if r.get("awaiting_approval"):
+        return note(f"This run registered {name}; the gate passed it and <code>registry.require_approval</code> is on, so it holds "
+                    f"<code>{esc(r.get('alias'))}</code> and waits for a person: <code>kindml models approve {esc(r.get('name'))}@{esc(version)} "
+                    "--reason ...</code> makes it the champion (see the audit trail below).", "warn", raw=True)
+    return note(f"This run registered {name} (not promoted: the champion stays).", "info", raw=True)
+
+
 def registry(data: RunData) -> str:
+    from kindml.approvals import status_of
+
     reg = data.get("registered")
     model = data.summary.get("model") or {}
     if not reg and not model and data.versions is None:
@@ -351,18 +365,15 @@ def registry(data: RunData) -> str:
     out = []
     version = str((reg or model).get("version") or "")
     if reg or model:
-        r = reg or model
-        out.append(note(f"This run registered <strong>{esc(r.get('name'))} v{esc(version)}</strong> "
-                        + (f"and moved the alias <code>{esc(r.get('alias'))}</code> to it." if r.get("promoted") else "(not promoted: the champion stays)."),
-                        "ok" if r.get("promoted") else "info", raw=True))
+        out.append(_registered_note({**model, **(reg or {})}, version))
     if data.versions:
         body, classes = [], []
         for v in data.versions:
             tags = v.get("tags") or {}
-            body.append([esc(v.get("version")), esc(", ".join(v.get("aliases") or [])) or "-"]
+            body.append([esc(v.get("version")), esc(", ".join(v.get("aliases") or [])) or "-", esc(status_of(tags))]
                         + [esc(short(tags.get(t), 12 if t in ("kindml.data_hash", "kindml.git_commit") else 40)) or "-" for _, t in LINEAGE_COLUMNS])
             classes.append("best" if str(v.get("version")) == version else "")
-        out.append(table(["version", "aliases", *(c for c, _ in LINEAGE_COLUMNS)], body, classes,
+        out.append(table(["version", "aliases", "approval", *(c for c, _ in LINEAGE_COLUMNS)], body, classes,
                          caption=f"versions of {(reg or model).get('name', 'the model')} in the registry (this run's highlighted)"))
     elif data.versions is None:
         out.append(note("The registry was not queried or not reachable; the lineage below comes from the run's own record.", "info"))
@@ -397,6 +408,96 @@ def batch(data: RunData) -> str:
                          title="batch stage seconds per step", value_fmt="{:.2f} s", width=900))
     out.append(kv([("output", b.get("output")), ("feature service joined", b.get("feature_service")),
                    ("offline table", (b.get("sink") or {}).get("offline_table")), ("online store", (b.get("sink") or {}).get("online_store"))]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- importance
+IMPORTANCE_ROWS = 25
+
+
+def importance(data: RunData) -> str:
+    """This run's global importance (mean |Shapley value| per input) next to the champion's (or the previous version's)."""
+    from kindml.explain.importance import compare
+
+    doc = data.get("importance")
+    if not doc:
+        export = ((data.summary.get("stages") or {}).get("export") or {}).get("status")
+        if export == "succeeded" or export == "cached":
+            return note("No global importance for this run's model: the run predates explanations, its model kit declares none, "
+                        "or captum was not installed when it was exported (pip install 'kindml[explain]').", "info")
+        return why_missing(data, "export", "global feature importance")
+    other = data.importance_other or {}
+    other_doc = other.get("doc")
+    version = str((data.get("registered") or data.summary.get("model") or {}).get("version") or "this run")
+    out = [cards([
+        ("top input", esc((doc.get("players") or [{}])[0].get("name", "-")), f"{pct((doc.get('players') or [{}])[0].get('share'))} of the total"),
+        ("explained output", esc(doc.get("target")), f"{num(doc.get('rows'))} holdout rows"),
+        ("budget", f"{num(doc.get('model_rows'))} model rows", f"{num(doc.get('background_rows'))} background rows, "
+                                                               f"{num(doc.get('samples'))} order(s), {num(doc.get('seconds'), 3)} s"),
+        ("compared with", f"v{esc(other['version'])}" if other else "-", esc(other.get("role", "no earlier version")) if other else "no earlier version"),
+    ])]
+    if other and other_doc is None:
+        out.append(note(f"v{other['version']} ({other['role']}) has no importance.json: it was registered before explanations.", "info"))
+    rows = compare(doc, other_doc)[:IMPORTANCE_ROWS]
+    out.append(svg.hbars([(r["name"], r["current"]) for r in rows], title=f"mean |Shapley value| per input, v{version}",
+                         value_fmt="{:.4f}", width=900))
+    head = ["input", f"v{version}", "rank"]
+    if other_doc is not None:
+        head += [f"v{other['version']} ({other['role']})", "rank", "change"]
+    body, classes = [], []
+    for r in rows:
+        cells = [esc(r["name"]), num(r["current"]), num(r["current_rank"])]
+        if other_doc is not None:
+            cells += [num(r["other"]), num(r["other_rank"]), num(r["delta"])]
+        body.append(cells)
+        moved = r["current_rank"] is not None and r["other_rank"] is not None and abs(r["current_rank"] - r["other_rank"]) >= 3
+        classes.append("bad" if other_doc is not None and (moved or r["other"] is None or r["current"] is None) else "")
+    out.append(table(head, body, classes, numeric=range(1, len(head)),
+                     caption=f"{doc.get('method')}; highlighted: an input that moved 3+ ranks or is new/gone" if other_doc is not None
+                     else str(doc.get("method") or "")))
+    return "".join(out)
+
+
+AUDIT_ROWS = 200  # the newest events shown; `kindml models history NAME` prints all
+
+
+def audit(data: RunData) -> str:
+    """The audit trail of the run's model: this run's events (gate decision, alias move) and every approval,
+    rejection, alias move and experiment decision around them."""
+    from kindml.audit import describe
+
+    reg = data.get("registered") or data.summary.get("model") or {}
+    name = reg.get("name")
+    if data.audit is None:
+        if not name:
+            return why_missing(data, "register", "audit trail")
+        return note("The audit log was not read (report written with --no-registry, or it could not be read: see the notes at the end).", "info")
+    if not data.audit:
+        return note(f"No audit events of {name} yet (the run predates the audit log, or the registry is not this workspace's).", "info")
+    events = data.audit[-AUDIT_ROWS:]
+    mine = [e for e in data.audit if e.get("run_id") == data.run_id]
+    out = []
+    pending = str(reg.get("version") or "") if reg.get("awaiting_approval") else ""
+    decided = [e for e in data.audit if e.get("kind") in ("approval", "rejection") and str(e.get("version")) == pending] if pending else []
+    if pending and not decided:
+        out.append(note(f"v{pending} is still waiting for approval.", "warn"))
+    elif decided:
+        last = decided[-1]
+        out.append(note(f"v{pending} was {'approved' if last['kind'] == 'approval' else 'rejected'} by {last.get('who')} "
+                        f"at {last.get('time')}: {last.get('why')}", "ok" if last["kind"] == "approval" else "info"))
+    out.append(cards([("events of this run", str(len(mine)), ""), ("events of the model", str(len(data.audit)), ""),
+                      ("approvals", str(sum(e.get("kind") == "approval" for e in data.audit)), ""),
+                      ("rejections", str(sum(e.get("kind") == "rejection" for e in data.audit)), "")]))
+    body, classes = [], []
+    for e in events:
+        body.append([esc(str(e.get("time", ""))[:19].replace("T", " ")), esc(e.get("kind")), esc(f"v{e['version']}" if e.get("version") else "-"),
+                     esc(e.get("who")), esc(describe(e)), esc(short(e.get("why"), 120)), esc(e.get("run_id") or "-"),
+                     esc(", ".join(e.get("stored") or []))])
+        classes.append("best" if e.get("run_id") == data.run_id else "")
+    caption = f"audit log of {name}, oldest first (this run's events highlighted)"
+    if len(data.audit) > len(events):
+        caption += f"; the newest {len(events)} of {len(data.audit)}: `kindml models history {name}` prints all"
+    out.append(table(["when (UTC)", "event", "version", "who", "what", "why", "run", "stored in"], body, classes, caption=caption))
     return "".join(out)
 
 
@@ -569,3 +670,109 @@ def quality_text(q: Any) -> str:
         if f"{k}_delta" in q and svg.finite(v):
             return f"{k} {num(v)} (Δ {num(q[f'{k}_delta'])})"
     return short(", ".join(f"{k}={num(v)}" for k, v in q.items() if svg.finite(v)), 60)
+
+
+# ---------------------------------------------------------------- model quality (delayed labels)
+def model_quality(data: RunData) -> str:
+    """Realised quality on delayed labels (outcomes joined to logged predictions) against the holdout score, over time."""
+    mon = data.get("monitor") or {}
+    q = mon.get("quality") or data.summary.get("quality")
+    if not q:
+        return why_missing(data, "monitor", "realised-quality measurements")
+    fb = q.get("feedback")
+    if not fb:
+        return note(q.get("note") or "No delayed labels were sent during this run.", "info")
+    realised: dict[str, float] = q.get("realised") or {}
+    reference: dict[str, float] = q.get("reference") or {}
+    fired = q.get("quality_alert_fired")
+    out = []
+    shift = q.get("concept_shift")
+    if fired:
+        out.append(note("KindmlQualityDegraded fired: realised quality on labelled outcomes fell below the version's holdout score "
+                        "(`kindml monitor watch` retrains on it).", "warn"))
+    elif shift:
+        out.append(note(f"Concept shift {num(shift)} was replayed but no quality alert fired while the stage watched.", "info"))
+    else:
+        out.append(note("No quality alert fired: realised quality stayed near the holdout score.", "ok"))
+    out.append(cards([
+        ("outcomes joined", num(fb.get("joined")), f"of {num(fb.get('sent'))} sent" if fb.get("sent") is not None else ""),
+        ("unknown ids", num(len(fb.get("unknown") or [])) if isinstance(fb.get("unknown"), list) else num(fb.get("unknown")), ""),
+        ("concept shift", num(shift), "label relationship change of the late traffic"),
+        ("quality alert", "fired" if fired else "no", ""),
+    ]))
+    body = []
+    for key in sorted(realised):
+        variant, _, metric = key.partition(":")
+        ref = reference.get(metric)
+        delta = realised[key] - ref if isinstance(ref, int | float) else None
+        body.append([esc(variant or "-"), esc(metric), num(realised[key]), num(ref), num(delta)])
+    if body:
+        out.append(table(["variant", "metric", "realised (newest window)", "holdout (evaluate)", "difference"], body, numeric=[2, 3, 4],
+                         caption="realised quality on the labelled window at the end of the run vs the offline holdout score"))
+    series = (q.get("series") or {}).get("series") or {}
+    charts = []
+    for metric in sorted({k.partition(":")[2] for k in series}):
+        ss = [svg.Series(k.partition(":")[0] or "-", [p[0] for p in pts], [p[1] for p in pts], svg.PALETTE[i % len(svg.PALETTE)])
+              for i, (k, pts) in enumerate(sorted(series.items())) if k.partition(":")[2] == metric]
+        ref = reference.get(metric)
+        charts.append(svg.line_chart(ss, title=metric, x_label="seconds", y_label=metric, width=420, height=220,
+                                     hlines=[svg.HLine(float(ref), "holdout")] if isinstance(ref, int | float) else []))
+    if charts:
+        out.append(f"<h3>realised quality over time (from Prometheus, every {num((q.get('series') or {}).get('step_s'))} s)</h3>")
+        out.append(grid(charts, "grid three"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- experiment (A/B, canary, shadow)
+def experiment(data: RunData) -> str:
+    """The champion/challenger experiment the run started or fed: design, assignment, metric per variant, path, decision."""
+    mon = data.get("monitor") or {}
+    exp = mon.get("experiment") or data.summary.get("experiment")
+    if not exp:
+        reg = data.get("registered") or {}
+        if (reg.get("promotion") or {}).get("experiment"):
+            return why_missing(data, "monitor", "experiment record")
+        return note("No experiment in this run (the register stage promoted directly; `registry.promotion: experiment` or "
+                    "`kindml experiment start` runs one).", "info")
+    dec = exp.get("decision") or {}
+    action = dec.get("action", "keep_running")
+    kind = {"promote": "ok", "rollback": "error", "stop_for_futility": "info"}.get(action, "info")
+    out = [note(f"Decision: {action.replace('_', ' ')}. {dec.get('reason', '')}", kind)]
+    if exp.get("applied"):
+        out.append(note(f"Applied: {exp['applied'].get('message')}", "ok"))
+    per_arm = exp.get("outcomes_per_arm") or {}
+    out.append(cards([
+        ("mode", esc(exp.get("mode")), f"challenger share {pct(exp.get('split'))}"),
+        ("champion", f"v{esc((exp.get('champion') or {}).get('version'))}", f"{num(per_arm.get('champion'))} labelled outcomes"),
+        ("challenger", f"v{esc((exp.get('challenger') or {}).get('version'))}", f"{num(per_arm.get('challenger'))} labelled outcomes"),
+        ("metric", esc(exp.get("metric")), ""),
+    ]))
+    design = exp.get("design") or {}
+    if exp.get("design_text"):
+        out.append(f"<pre>{esc(exp['design_text'])}</pre>")
+    path = exp.get("path") or []
+    cur = exp.get("current") or {}
+    rates = cur.get("rate") or [None, None]
+    ci = cur.get("ci") or (path[-1].get("ci") if path else None)
+    out.append(table(["variant", "labelled outcomes", exp.get("metric") or "rate", "difference (challenger - champion)", "interval"],
+                     [["champion", num(per_arm.get("champion")), num(rates[0]), "", ""],
+                      ["challenger", num(per_arm.get("challenger")), num(rates[1]), num(cur.get("diff")),
+                       esc(f"[{num(ci[0])}, {num(ci[1])}]") if ci else "-"]],
+                     numeric=[1, 2, 3], caption="the metric per variant now; the interval is valid across all looks (repeated confidence interval)"))
+    if path:
+        xs = [float(lk.get("info", 0.0)) for lk in path]
+        chart = svg.line_chart([svg.Series("Z", xs, [lk.get("z") for lk in path], svg.PALETTE[0], markers=True),
+                                svg.Series("upper boundary", xs, [lk.get("boundary") for lk in path], svg.PALETTE[3], dash=True),
+                                svg.Series("lower boundary", xs, [-float(lk["boundary"]) if svg.finite(lk.get("boundary")) else None for lk in path],
+                                           svg.PALETTE[3], dash=True)],
+                               title="sequential test: Z at each formal look vs the stopping boundaries", x_label="information fraction",
+                               y_label="Z", width=640, height=260)
+        out.append(chart)
+        out.append(table(["look", "information", "n champion", "n challenger", "Z", "boundary", "action"],
+                         [[num(lk.get("look")), num(lk.get("info")), num((lk.get("n") or [None, None])[0]), num((lk.get("n") or [None, None])[1]),
+                           num(lk.get("z")), num(lk.get("boundary")), esc(lk.get("action"))] for lk in path[-20:]],
+                         numeric=range(0, 6), caption="the newest formal looks"))
+    elif design:
+        out.append(note(f"No formal look yet: the first needs {num(exp.get('min_samples') or 200)} labelled outcomes per arm; the design "
+                        f"needs {num(design.get('budget_total'))} in all.", "info"))
+    return "".join(out)

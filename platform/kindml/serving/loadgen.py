@@ -33,6 +33,8 @@ class LoadStats:
     codes: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    responses: dict[int, bytes] = field(default_factory=dict)
+    """Body of each successful answer by request index (only with ``collect=True``)."""
 
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
@@ -70,8 +72,17 @@ def payloads(instances: list[dict[str, Any]]) -> list[bytes]:
     return [json.dumps({"instances": [inst]}).encode() for inst in instances]
 
 
-def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None, duration: float | None = None,
-             threads: int = 4, max_requests: int | None = None, allow_cluster: bool = False) -> LoadStats:
+def run_load(
+    url: str,
+    model: str,
+    bodies: list[bytes],
+    rps: float | None = None,
+    duration: float | None = None,
+    threads: int = 4,
+    max_requests: int | None = None,
+    allow_cluster: bool = False,
+    collect: bool = False,
+) -> LoadStats:
     """Send ``bodies`` (cycled) to ``url``: at ``rps`` for ``duration`` seconds, or each body once as fast as possible."""
     host, port = check_loopback(url, allow_cluster)
     if rps is not None and not 0 < rps <= MAX_RPS:
@@ -91,6 +102,7 @@ def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None
         conn = http.client.HTTPConnection(host, port, timeout=10)
         local_lat: list[float] = []
         local_codes: dict[str, int] = {}
+        local_bodies: dict[int, bytes] = {}
         errors = 0
         while True:
             with lock:
@@ -107,8 +119,10 @@ def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None
             try:
                 conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
-                resp.read()
+                answer = resp.read()
                 code = str(resp.status)
+                if collect and code == "200":
+                    local_bodies[i] = answer
             except (OSError, http.client.HTTPException):
                 code = "conn_error"
                 conn.close()
@@ -122,6 +136,7 @@ def run_load(url: str, model: str, bodies: list[bytes], rps: float | None = None
             stats.latencies_ms.extend(local_lat)
             stats.requests += len(local_lat)
             stats.errors += errors
+            stats.responses.update(local_bodies)
             for k, v in local_codes.items():
                 stats.codes[k] = stats.codes.get(k, 0) + v
 

@@ -69,14 +69,22 @@ class ModelBundle:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else []
 
 
-def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor: Any | None = None, drift_enabled: bool = True) -> Any:
-    """The kserve.Model subclass is defined here, not at module level, so importing this module stays cheap."""
+def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor: Any | None = None, drift_enabled: bool = True,
+                   spec: Any | None = None) -> Any:
+    """The kserve.Model subclass is defined here, not at module level, so importing this module stays cheap.
+
+    ``spec`` (a :class:`kindml.serving.launch.PredictorSpec`) is how another
+    process builds the same predictor: with ``workers > 1`` KServe pickles the
+    model into every worker it spawns, and the predictor pickles as that spec
+    (an ONNX session, a Feast store or a tokenizer do not pickle).
+    """
     import kserve
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
     from kindml.model.export import onnx_session, run_onnx
     from kindml.monitoring import metrics as mm
+    from kindml.serving import oip
 
     kit.load(bundle.folder)
     sig = kit.signature()
@@ -85,6 +93,8 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
         def __init__(self) -> None:
             super().__init__(bundle.name)
             self.bundle = bundle
+            self.model_version = bundle.version
+            self.spec = spec
             self.kit = kit
             self.signature = sig
             self.features = features
@@ -101,6 +111,15 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
                 run_onnx(self.session, self.kit.feeds(parsed.columns))
             self.ready = True
             return True
+
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            from kindml.errors import ServingError
+            from kindml.serving.launch import PendingPredictor
+
+            if self.spec is None:
+                raise ServingError("this predictor cannot be copied into another worker process (it was built without a PredictorSpec)",
+                                   "Start it with `kindml serve run --workers N`, which builds every worker from the bundle.")
+            return PendingPredictor, (self.spec,)
 
         def get_input_types(self) -> list[dict[str, Any]]:
             return [{"name": k, "datatype": t, "shape": [-1]} for k, t in sig.fields.items()]
@@ -140,6 +159,12 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
             t0 = time.perf_counter()
             try:
                 if isinstance(payload, InferRequest):
+                    problem = oip.datatype_problem(payload.inputs, sig.fields)
+                    if problem:
+                        raise RequestError(problem)
+                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs]
+                    if unknown:
+                        raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are {', '.join(sig.outputs)}")
                     parsed = sig.parse_v2(payload.inputs)
                     v2 = True
                 elif isinstance(payload, dict):
@@ -161,8 +186,10 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
             mm.record_request(bundle.name, bundle.version, "200", time.perf_counter() - t0)
             if v2:
                 outputs = [InferOutput(name=name, shape=[len(values)], datatype=dtype, data=values) for name, dtype, values in answer.outputs]
+                # binary outputs when the client asks (binary_data_output, or binary_data per requested output)
                 return InferResponse(model_name=bundle.name, model_version=bundle.version, infer_outputs=outputs,
-                                     response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": degraded})
+                                     response_id=payload.id or str(uuid.uuid4()), parameters={"degraded": degraded},
+                                     use_binary_outputs=bool(payload.use_binary_outputs), requested_outputs=payload.request_outputs)
             return {"predictions": answer.predictions, "model_name": bundle.name, "model_version": bundle.version, "degraded": degraded}
 
     return _Predictor()

@@ -2,10 +2,12 @@
 
 KServe's REST server binds 0.0.0.0 and offers no host option. Locally kindml
 binds 127.0.0.1 by default (``--host``): it swaps in a RESTServer subclass
-that sets uvicorn's host before the socket is opened — the only change to
-KServe's behaviour. gRPC is off locally (one port to manage). A small ASGI
-middleware answers 415 (not KServe's 500) when a POST has no JSON
-content type, and 400 when the body is not valid JSON.
+(:mod:`kindml.serving.rest`) that sets uvicorn's host before the socket is
+opened, puts :class:`JsonGuard` in front of the app and adds the Open
+Inference Protocol routes KServe 0.21 leaves out. gRPC is off locally (one
+port to manage). The guard answers 415/413/400 with a message (not KServe's
+500) for bodies that are neither JSON nor a well-formed binary tensor request.
+``workers > 1`` runs KServe's multi-process server; see :func:`shared_state_dir`.
 """
 
 from __future__ import annotations
@@ -13,23 +15,51 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from kindml.errors import ServingError
 from kindml.localproc import alive, free_port, port_free  # noqa: F401 - re-exported for callers
+from kindml.serving import oip
 from kindml.workspace import Workspace, atomic_write_json
 
 STATE_FILE = "predictor.json"
 
 
+V2_INFER = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
+MAX_BODY = 8 * 1024 * 1024
+UNTYPED = ("application/x-www-form-urlencoded",)
+"""What clients send when their caller named no type (curl -d, urllib with data): taken as "no Content-Type"."""
+
+
 class JsonGuard:
-    """ASGI middleware: client errors in the body/headers become 4xx with a message, never 500."""
+    """ASGI middleware: client errors in the body/headers become 4xx with a message, never 500.
+
+    What a POST may be:
+
+    - a JSON body, with ``Content-Type: application/json`` (or ``+json``), with
+      no Content-Type at all (what tritonclient sends), or with the form type
+      that ``curl -d`` and urllib put on a body when their caller names none
+      (:data:`UNTYPED`): the latter two get the JSON header so KServe parses
+      the body as JSON;
+    - on ``/v2/models/<name>[/versions/<v>]/infer``, a binary tensor extension
+      request (header ``Inference-Header-Content-Length``): its layout is
+      checked (:func:`kindml.serving.oip.binary_request_problem`) and it is
+      passed on as ``application/octet-stream``, which KServe decodes.
+
+    Anything else is answered here: 415 for another content type or a
+    compressed body, 413 above 8 MiB, 400 for a body that is not UTF-8 JSON or
+    a malformed binary request.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -39,9 +69,22 @@ class JsonGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        ctype = headers.get("content-type", "")
-        if "json" not in ctype.lower():
-            await _reply(send, 415, f"Content-Type must be application/json, got {ctype or 'none'}: send the body as JSON with that header")
+        ctype = headers.get("content-type", "").strip()
+        binary_len = headers.get(oip.HEADER)
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        path = scope.get("path", "")
+        if encoding not in ("", "identity"):
+            await _reply(send, 415, f"Content-Encoding {encoding} is not supported: send the body uncompressed")
+            return
+        if binary_len is not None and not V2_INFER.match(path):
+            await _reply(send, 400, f"{oip.HEADER.title()} (the binary tensor extension) is only for POST /v2/models/<name>/infer; "
+                                    "v1 :predict takes a JSON body")
+            return
+        declared_json = "json" in ctype.lower()
+        untyped = not ctype or ctype.split(";")[0].strip().lower() in UNTYPED
+        if binary_len is None and not (declared_json or untyped):
+            await _reply(send, 415, f"Content-Type must be application/json, got {ctype}: send the body as JSON"
+                                    f"{f' (or binary tensors with the {oip.HEADER.title()} header)' if V2_INFER.match(path) else ''}")
             return
         chunks = []
         more = True
@@ -50,23 +93,33 @@ class JsonGuard:
             msg = await receive()
             body = msg.get("body", b"")
             size += len(body)
-            if size > 8 * 1024 * 1024:
-                await _reply(send, 413, "request body larger than 8 MiB: split the batch (at most 1024 transactions per request)")
+            if size > MAX_BODY:
+                await _reply(send, 413, "request body larger than 8 MiB: split the batch into smaller requests")
                 return
             chunks.append(body)
             more = msg.get("more_body", False)
         raw = b"".join(chunks)
-        def _reject_constant(name: str) -> None:
-            raise ValueError(f"{name} is not a number JSON allows: send finite numbers only (NaN/Infinity are rejected)")
+        if binary_len is not None:
+            problem = oip.binary_request_problem(raw, binary_len)
+            if problem:
+                await _reply(send, 400, problem)
+                return
+            scope = _with_content_type(scope, "application/octet-stream")
+        else:
+            def _reject_constant(name: str) -> None:
+                raise ValueError(f"{name} is not a number JSON allows: send finite numbers only (NaN/Infinity are rejected)")
 
-        try:
-            json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except UnicodeDecodeError:
-            await _reply(send, 400, "the body is not UTF-8 text: send UTF-8 encoded JSON")
-            return
-        except ValueError as exc:
-            await _reply(send, 400, f"the body is not valid JSON: {exc}")
-            return
+            try:
+                json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            except UnicodeDecodeError:
+                await _reply(send, 400, "the body is not UTF-8 text: send UTF-8 encoded JSON")
+                return
+            except ValueError as exc:
+                sent_as = f" (it was sent as {ctype}: with curl -d add -H 'Content-Type: application/json')" if ctype and not declared_json else ""
+                await _reply(send, 400, f"the body is not valid JSON: {exc}{sent_as}")
+                return
+            if not declared_json:
+                scope = _with_content_type(scope, "application/json")
         sent = False
 
         async def replay() -> dict[str, Any]:
@@ -79,6 +132,11 @@ class JsonGuard:
         await self.app(scope, replay, send)
 
 
+def _with_content_type(scope: dict[str, Any], ctype: str) -> dict[str, Any]:
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+    return {**scope, "headers": [*headers, (b"content-type", ctype.encode("latin-1"))]}
+
+
 async def _reply(send: Any, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -86,39 +144,80 @@ async def _reply(send: Any, status: int, message: str) -> None:
 
 
 def bound_rest_server(host: str) -> type:
-    """KServe's ``RESTServer`` with uvicorn bound to ``host`` (KServe hard-codes 0.0.0.0 and has no option for it)."""
-    saved, sys.argv = sys.argv, sys.argv[:1]  # kserve parses sys.argv at import time
+    """KServe's ``RESTServer`` with uvicorn bound to ``host`` (KServe hard-codes 0.0.0.0 and has no option for it),
+    kindml's JSON guard and its extra Open Inference Protocol routes (:mod:`kindml.serving.rest`)."""
+    from kindml.serving.rest import KindmlRESTServer
+
+    KindmlRESTServer.bind_host = host
+    return KindmlRESTServer
+
+
+@contextlib.contextmanager
+def shared_state_dir(workers: int) -> Iterator[str | None]:
+    """The folder every worker of a ``workers > 1`` server shares (None for one worker), as ``PROMETHEUS_MULTIPROC_DIR``.
+
+    prometheus_client's multiprocess mode reads that variable when a process
+    imports it, and KServe's workers are spawned fresh processes that inherit
+    the environment, so it is set here, before they start. A folder named by
+    the caller's ``PROMETHEUS_MULTIPROC_DIR`` is used and emptied of stale
+    ``*.db`` files and drift window (prometheus_client requires a clean folder
+    per server run); otherwise a private temporary folder is made and removed
+    at the end.
+    """
+    if workers <= 1:
+        yield None
+        return
+    from kindml.serving.launch import DRIFT_WINDOW_FILE
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in [*folder.glob("*.db"), folder / DRIFT_WINDOW_FILE]:
+            stale.unlink(missing_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="kindml-workers-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     try:
-        from kserve.protocol.rest.server import RESTServer
+        yield str(folder)
     finally:
-        sys.argv = saved
-
-    class _BoundRESTServer(RESTServer):  # type: ignore[misc]
-        bind_host = host
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.config.host = host  # read by uvicorn when it opens the socket, after this
-
-    return _BoundRESTServer
+        if not given:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def serve_foreground(predictor: Any, host: str, port: int) -> None:
-    """Blocking: a KServe ModelServer on host:port (REST v1 + v2, /metrics) until SIGTERM/SIGINT."""
+def serve_foreground(predictor: Any, host: str, port: int, workers: int = 1) -> None:
+    """Blocking: a KServe ModelServer on host:port (REST v1 + v2, /metrics) until SIGTERM/SIGINT.
+
+    ``workers > 1``: KServe spawns that many uvicorn worker processes on one
+    socket and pickles ``predictor`` into each (it must carry a
+    :class:`~kindml.serving.launch.PredictorSpec`); run it inside
+    :func:`shared_state_dir` so their metrics and drift window are shared.
+    """
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise ServingError("several workers need a shared metrics folder (PROMETHEUS_MULTIPROC_DIR) and none is set",
+                           "Start it with `kindml serve run --workers N`, which sets one up.")
     if not port_free(host, port):
         raise ServingError(f"port {port} on {host} is already in use", "Pick another with --port, or stop what is listening there (`kindml serve stop`).")
-    # kserve parses sys.argv at import time; keep ours away from it
+    # kserve parses sys.argv at import time, in this process and in every worker it spawns (they get this
+    # process's sys.argv): keep ours away from it until the server has stopped
     saved, sys.argv = sys.argv, sys.argv[:1]
     try:
         import kserve
         import kserve.model_server as ms
+        import kserve.protocol.rest.multiprocess.server as mps
+
+        server_cls = bound_rest_server(host)
+        ms.RESTServer = server_cls  # type: ignore[misc]
+        mps.RESTServer = server_cls  # type: ignore[misc]  # what RESTServerMultiProcess builds for workers > 1
+        from kindml.serving.rest import KindmlWorkerProcess
+
+        mps.RESTServerProcess = KindmlWorkerProcess  # type: ignore[misc]  # its workers, with a startup grace
+        predictor.load()
+        kserve.ModelServer(http_port=port, enable_grpc=False, workers=workers, enable_docs_url=False,
+                           enable_latency_logging=False).start([predictor])
     finally:
         sys.argv = saved
-
-    ms.RESTServer = bound_rest_server(host)  # type: ignore[misc]
-    ms.app.add_middleware(JsonGuard)
-    predictor.load()
-    kserve.ModelServer(http_port=port, enable_grpc=False, workers=1, enable_docs_url=False, enable_latency_logging=False).start([predictor])
 
 
 @dataclass

@@ -63,6 +63,10 @@ def run(wl: Workload, env: RuntimeEnv, registered_dir: Path, out_dir: Path) -> d
     from kindml import registry as reg
 
     if reg.resolve(env.mlflow_tracking_uri, registered["name"], alias=cfg.registry.champion_alias) is None:
+        if registered.get("awaiting_approval"):  # registry.require_approval (kindml.approvals)
+            raise ServingError(f"nothing to serve: {registered['name']} v{registered['version']} waits for approval and there is no earlier champion",
+                               f"Approve it: `kindml models approve {registered['name']}@{registered['version']} --reason ...`, then resume this run "
+                               f"(`kindml run --resume {(registered.get('tags') or {}).get('kindml.pipeline_run_id', 'RUN_ID')}`) or `kindml serve start`.")
         raise ServingError(
             f"nothing to serve: the gate did not promote {registered['name']} v{registered['version']} and there is no earlier champion",
             "See the evaluation report of this run (the gate's reasons); train with more data or epochs, or lower evaluate.min_score "
@@ -93,6 +97,9 @@ def deploy_inferenceservice(cfg: KindmlConfig, env: RuntimeEnv, registered: dict
     from kindml.cluster import endpoints
     from kindml.cluster.templates import ModelVersion, render_inferenceservice
 
+    if registered.get("awaiting_approval"):  # registry.require_approval (kindml.approvals)
+        raise ServingError(f"{registered['name']} v{registered['version']} waits for approval; the serving champion stays",
+                           f"Approve it: `kindml models approve {registered['name']}@{registered['version']} --reason ...` moves the champion alias.")
     if not registered["promoted"]:
         raise ServingError(f"{registered['name']} v{registered['version']} was not promoted by the gate; the serving champion stays",
                            "Nothing to deploy; see the evaluation report.")

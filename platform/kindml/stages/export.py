@@ -3,13 +3,15 @@
 ONNX export of the kit's module (dynamic batch), the kit's preprocessing next
 to it (and inside the ONNX metadata), a parity check against PyTorch, the
 optional quantize step, the drift reference profile (training rows scored by
-the exported model, through the serving signature's monitored columns), request
+the exported model, through the serving signature's monitored columns), the
+explanation background and global importance (:mod:`kindml.explain`), request
 examples and ``workload.json``: everything ``register`` stores and ``serve`` needs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from kindml.model.kit import ModelKit, frame_columns
 from kindml.serving.predictor import WORKLOAD_FILE
 from kindml.stages.context import carry_lineage
 from kindml.workload.contract import Workload
+
+log = logging.getLogger(__name__)
 
 PARITY_ROWS = 2_000
 EXAMPLES = 5
@@ -63,8 +67,10 @@ def run(wl: Workload, ref: str, model_dir: Path, holdout_dir: Path, out_dir: Pat
         out["quantization"] = quantize_step(kit, onnx_path, feeds, kit.labels(check_rows), cfg.quantize.accuracy_budget, out_dir)
     lineage = carry_lineage(model_dir, out_dir, parity=out_dir / "parity.json", quantization=out_dir / "quantization.json")
     feats = json.loads((lineage / "features.json").read_text(encoding="utf-8")) if (lineage / "features.json").is_file() else {}
-    profile = reference_profile(kit, onnx_path, pd.read_parquet(model_dir / "reference.parquet"), out_dir / "reference_profile.json")
+    reference = pd.read_parquet(model_dir / "reference.parquet")
+    profile = reference_profile(kit, onnx_path, reference, out_dir / "reference_profile.json")
     out["reference_rows"] = profile["rows"]
+    out["explanations"] = explain_step(kit, onnx_path, reference, holdout, out_dir, cfg.train.seed)
     sig = kit.signature()
     (out_dir / "examples.json").write_text(json.dumps(sig.instances(holdout.head(EXAMPLES)), indent=2, default=str), encoding="utf-8")
     (out_dir / WORKLOAD_FILE).write_text(json.dumps({
@@ -104,3 +110,30 @@ def reference_profile(kit: ModelKit, onnx_path: Path, frame: pd.DataFrame, out_p
     profile = build_profile({k: np.asarray(v, dtype=np.float64) for k, v in numeric.items()}, categorical, sig.score(probs))
     save_profile(profile, out_path)
     return profile
+
+
+def explain_step(kit: ModelKit, onnx_path: Path, reference: pd.DataFrame, holdout: pd.DataFrame, out_dir: Path, seed: int) -> dict[str, Any]:
+    """The explanation background (training reference rows) and the global importance (holdout rows) of the served
+    model.onnx — after the quantize step, so they describe what is served. Both go to the registry with the version."""
+    from kindml.explain.background import sample_background, save_background
+    from kindml.explain.spec import BACKGROUND_FILE, IMPORTANCE_FILE
+
+    spec = kit.explanation()
+    if spec is None:
+        return {"skipped": "the model kit declares no explanation (ModelKit.explanation)"}
+    background = sample_background(spec, reference, seed)
+    save_background(background, out_dir)
+    out: dict[str, Any] = {"background": BACKGROUND_FILE, "background_rows": len(background)}
+    try:
+        import captum  # noqa: F401
+    except ImportError:
+        log.warning("captum is not installed: no global importance for this version (pip install 'kindml[explain]')")
+        return {**out, "importance": "skipped: captum is not installed (pip install 'kindml[explain]')"}
+    from kindml.explain.explainer import Explainer
+    from kindml.explain.importance import global_importance, save_importance
+
+    explainer = Explainer(kit, onnx_session(onnx_path), frame_columns(background), spec, seed=seed)
+    doc = global_importance(explainer, holdout, seed)
+    save_importance(doc, out_dir)
+    return {**out, "importance": IMPORTANCE_FILE, "importance_rows": doc["rows"], "importance_seconds": doc["seconds"],
+            "top": [p["name"] for p in doc["players"][:5]]}

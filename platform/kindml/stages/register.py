@@ -1,4 +1,8 @@
-"""Stage ``register``: a new MLflow model version with the exported bundle and lineage; the alias moves only when the gate said promote."""
+"""Stage ``register``: a new MLflow model version with the exported bundle and lineage.
+
+The champion alias moves only when the gate said promote and ``registry.require_approval`` is off; with it on, a
+version the gate passed gets the staging alias and waits for ``kindml models approve`` (:mod:`kindml.approvals`).
+The gate's decision and the alias move are events of the audit log (:mod:`kindml.audit`)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kindml import registry
+from kindml import approvals
 from kindml.model.gate import label
 from kindml.model.metrics import METRIC_SETS
 from kindml.runtime import RuntimeEnv
@@ -78,18 +82,20 @@ def run(wl: Workload, ref: str, env: RuntimeEnv, pipeline_run_id: str, eval_dir:
     extra = [p for p in sorted(bundle_dir.iterdir()) if p.is_file() and p.name != "model.onnx"]
     extra += [eval_dir / "metrics.json", eval_dir / "gate.json"]
     metric = gate.get("metric") or wl.gate_metric
-    ver = registry.register_onnx(
-        env.mlflow_tracking_uri,
-        run_id=train["mlflow_run_id"],
+    # the promotion decision (the gate and registry.require_approval) and its audit events: kindml.approvals
+    ver, decision, warnings = approvals.register_candidate(
+        env, cfg.registry,
         name=cfg.registry.model,
+        mlflow_run_id=train["mlflow_run_id"],
+        pipeline_run_id=pipeline_run_id,
         onnx_path=bundle_dir / "model.onnx",
         extra_files=extra,
         tags=tags,
         description=f"{wl.name} run {pipeline_run_id}: {label(metric)} {float(metrics[metric]):.4f} on the time-based holdout; gate {tags['kindml.gate']}.",
-        promote=bool(gate["promote"]),
-        alias=cfg.registry.champion_alias,
+        gate=gate,
         model_description=f"{wl.title or wl.name} (kindml workload {wl.name}).",
     )
+    tags = ver.tags
     # a copy of the exact files served for this version, next to the run
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_copy = out_dir / "model.onnx"
@@ -98,8 +104,12 @@ def run(wl: Workload, ref: str, env: RuntimeEnv, pipeline_run_id: str, eval_dir:
         "name": ver.name,
         "version": ver.version,
         "workload": wl.name,
-        "promoted": bool(gate["promote"]),
-        "alias": cfg.registry.champion_alias if gate["promote"] else None,
+        "promoted": decision.champion_moves,  # the champion moved to this version
+        "alias": decision.alias,
+        "approval": decision.status,  # auto | pending | gate_rejected (kindml.approvals)
+        "awaiting_approval": decision.status == approvals.PENDING,
+        "decision": decision.why,
+        "audit_warnings": warnings,
         "model_uri": f"models:/{ver.name}/{ver.version}",
         "onnx_path": str(onnx_copy),
         "tags": tags,

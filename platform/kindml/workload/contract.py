@@ -316,6 +316,13 @@ class Workload(ABC):
         """
         raise UsageError(f"workload {self.name!r} has no generator of live events", "Generate the history instead (without --live).")
 
-    @abstractmethod
+    def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """v1 request instances for rows of live events (what a client would send for them; no labels)."""
+        raise UsageError(
+            f"workload {self.name!r} cannot turn events into requests",
+            "Implement Workload.requests (or traffic).",
+        )
+
     def traffic(self, n: int, drift: float, stream: int) -> list[dict[str, Any]]:
         """``n`` v1 request instances after the history window; ``drift`` 0 is the training distribution."""
+        return self.requests(self.live(n, drift, stream))

@@ -40,7 +40,7 @@ def test_both_profiles_have_the_same_rules_and_differ_only_in_timing():
     cluster, local = rules.render_groups("cluster"), rules.render_groups("local")
     assert set(_alerts(cluster)) == set(_alerts(local)) == {
         "KindmlFeatureDrift", "KindmlFeatureShift", "KindmlPredictionDrift", "KindmlHighErrorRate", "KindmlLatencySLO",
-        "KindmlPredictorDown"}
+        "KindmlPredictorDown", "KindmlQualityDegraded"}
     assert set(_records(cluster)) == set(_records(local)) == {
         "model_version:kindml_requests:rate", "model_version:kindml_requests:error_ratio",
         "model_version:kindml_request_latency_seconds:p50", "model_version:kindml_request_latency_seconds:p99"}
@@ -121,7 +121,7 @@ def _rule_file(profile: str, folder: Path) -> Path:
 def test_promtool_check_rules(profile, tmp_path):
     out = subprocess.run(["promtool", "check", "rules", str(_rule_file(profile, tmp_path))], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 10 rules found" in out.stdout
+    assert "SUCCESS: 11 rules found" in out.stdout
 
 
 @needs_promtool
