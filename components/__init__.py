@@ -5,7 +5,7 @@ or a ``.py`` file beside the pipeline) and ``config_json`` (a kindml config, ``{
 for the workload's defaults), maps KFP artifacts to folders and calls the stage
 function in ``kindml.stages``. Compose them in a plain ``@dsl.pipeline``::
 
-    from kindml.components import ingest, validate, features, train, evaluate, export, register
+    from kindml.components import ingest, validate, features, train, evaluate, export, register, batch
 
 One folder per component (component.py, metadata.yaml, README.md) in the style of
 kubeflow/pipelines-components. Imports live inside the bodies because KFP ships
@@ -13,6 +13,7 @@ each function's source to the runtime image, where kindml is installed.
 Numeric parameters left at their default (0, -1) take the config's value.
 """
 
+from kindml.components.batch import batch
 from kindml.components.deploy import deploy
 from kindml.components.evaluate import evaluate
 from kindml.components.export import export
@@ -23,4 +24,4 @@ from kindml.components.register import register
 from kindml.components.train import train
 from kindml.components.validate import validate
 
-__all__ = ["deploy", "evaluate", "export", "features", "ingest", "monitor", "register", "train", "validate"]
+__all__ = ["batch", "deploy", "evaluate", "export", "features", "ingest", "monitor", "register", "train", "validate"]

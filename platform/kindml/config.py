@@ -144,6 +144,13 @@ class QuantizeConfig(_Strict):
     accuracy_budget: float = Field(0.005, ge=0.0, le=1.0, description="Largest allowed quality loss of a quantised variant vs FP32 (the workload's measure: AUC or macro-F1 drop).")
 
 
+class BatchConfig(_Strict):
+    """The batch stage (batch inference with Ray Data; see kindml.serving.batch)."""
+
+    workers: int = Field(2, ge=1, le=64, description="Ray Data actors scoring in parallel (each loads the ONNX model once, one thread each).")
+    batch_size: int | None = Field(None, ge=1, le=1_000_000, description="Rows per map_batches call (default: the workload's).")
+
+
 class RegistryConfig(_Strict):
     model_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,61}$",
                                    description="Registered model name (default: the workload's); also the InferenceService name on a cluster.")
@@ -189,6 +196,7 @@ class KindmlConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     workloads: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workload options, validated by the workload (e.g. workloads.text.customers)."

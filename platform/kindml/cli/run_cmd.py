@@ -81,6 +81,9 @@ def text_summary(s: dict[str, Any]) -> str:
         lines.append(f"ROC AUC {m['roc_auc']:.4f}  PR AUC {m.get('pr_auc', float('nan')):.4f}")
     elif "macro_f1" in m:
         lines.append(f"macro-F1 {m['macro_f1']:.4f}  accuracy {m.get('accuracy', float('nan')):.4f}")
+    elif "recall_at_10" in m:
+        lines.append(f"recall@10 {m['recall_at_10']:.4f}  NDCG@10 {m.get('ndcg_at_10', float('nan')):.4f}  coverage {m.get('coverage', float('nan')):.3f}"
+                     f"  ({m.get('users', '?')} users)")
     for name, b in (s.get("baselines") or {}).items():
         gate_metric = (s.get("gate") or {}).get("metric")
         if gate_metric and gate_metric in b:
@@ -95,6 +98,12 @@ def text_summary(s: dict[str, Any]) -> str:
                     if model.get("awaiting_approval") else "registered, NOT promoted (gate)")
         lines.append(f"model {model['name']} v{model['version']} {promoted}")
         lines.append(f"onnx: {model['onnx_path']}")
+    b = s.get("batch")
+    if b:
+        lines.append(f"batch: {b['rows']} {b.get('what') or 'rows'} scored by {b.get('model')} v{b.get('version')} with {b.get('engine')} "
+                     f"({b.get('workers')} workers) in {b.get('scoring_seconds')} s = {b.get('rows_per_s')} {b.get('what') or 'rows'}/s "
+                     f"(steady state {b.get('steady_rows_per_s')}/s)"
+                     + (f"; written to Feast view {b['feast_view']}" if b.get("feast_view") else ""))
     srv = s.get("serving")
     if srv:
         lines.append(f"serving: {srv['requests']} requests, {srv['errors']} errors, p50 {srv['p50_ms']} ms, p99 {srv['p99_ms']} ms")

@@ -107,6 +107,18 @@ class ModelKit(ABC):
         first = np.asarray(outputs[0], dtype=np.float64)
         return first.reshape(-1) if self.recipe.probability == "sigmoid" else first
 
+    def score(self, session: Any, cols: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        """The predictor's scoring of a request's columns (after the Feast lookup): ``(feeds, outputs)``.
+
+        Default: :meth:`feeds` → ONNX Runtime. A kit that answers some rows without running the model
+        (e.g. results precomputed by the batch stage and looked up in Feast) overrides it; ``outputs``
+        must still be what :meth:`probabilities` and the signature expect.
+        """
+        from kindml.model.export import run_onnx
+
+        feeds = self.feeds(cols)
+        return feeds, run_onnx(session, feeds)
+
     def predict(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities of the trained torch model for rows of the training set (evaluation)."""
         return self.recipe.predict(model, self.arrays(frame))

@@ -5,11 +5,16 @@ the metrics (``METRIC_SETS[task]`` names them; the first is the headline) and
 whose other entries (confusion, calibration bins, per-class tables) feed the
 report. ``p`` is the positive-class probability (binary, shape ``(n,)``) or
 the class probabilities (multiclass, shape ``(n, classes)``).
+
+Ranking (top-K lists per user, :func:`ranking_metrics`) is computed by a ranking
+workload's ``evaluate`` with the helpers at the end of this module: recall@K,
+NDCG@K (binary relevance), precision@K, catalogue coverage, and the popularity
+baseline (:func:`popularity_ranking`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +23,7 @@ METRIC_SETS: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "ece"),
     "multiclass": ("macro_f1", "accuracy", "weighted_f1", "log_loss", "ece"),
     # tasks whose workloads compute their metrics themselves (Workload.evaluate): lists and series, not rows
-    "ranking": ("recall_at_10", "ndcg_at_10", "precision_at_10", "coverage"),
+    "ranking": ("recall_at_10", "ndcg_at_10", "precision_at_10", "coverage", "recall_at_10_vs_popularity"),
     "regression": ("wape", "smape", "mase", "mae", "rmse"),
 }
 """Scalar metrics of each task, headline first. Lower is better for ``brier``, ``ece`` and ``log_loss``."""
@@ -148,3 +153,78 @@ def curves(y: np.ndarray, p: np.ndarray, points: int = 101) -> dict[str, list[fl
         "pr_recall": rec[idx_pr].round(5).tolist(),
         "pr_precision": prec[idx_pr].round(5).tolist(),
     }
+
+
+# --- ranking: top-K lists per user ------------------------------------------------------------------
+
+def recall_at_k(recommended: Sequence[Any], relevant: Collection[Any], k: int) -> float:
+    """Share of a user's relevant items found in the first ``k`` recommendations (0 when nothing is relevant)."""
+    if not relevant:
+        return 0.0
+    hits = sum(1 for item in list(recommended)[:k] if item in relevant)
+    return hits / len(relevant)
+
+
+def precision_at_k(recommended: Sequence[Any], relevant: Collection[Any], k: int) -> float:
+    """Share of the first ``k`` slots that hold a relevant item (a short list counts its empty slots as misses)."""
+    if k <= 0:
+        raise ValueError("k must be positive")
+    return sum(1 for item in list(recommended)[:k] if item in relevant) / k
+
+
+def ndcg_at_k(recommended: Sequence[Any], relevant: Collection[Any], k: int) -> float:
+    """Normalised discounted cumulative gain with binary relevance: DCG = sum over hits at rank r (1-based) of
+    1/log2(r+1), divided by the DCG of an ideal list (all relevant items first, at most ``k`` of them)."""
+    if not relevant:
+        return 0.0
+    dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(list(recommended)[:k]) if item in relevant)
+    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(relevant))))
+    return float(dcg / ideal)
+
+
+def coverage(recommended: Iterable[Sequence[Any]], catalogue: int, k: int) -> float:
+    """Share of the catalogue (``catalogue`` items) that appears in at least one user's first ``k`` recommendations."""
+    if catalogue <= 0:
+        raise ValueError("the catalogue must hold at least one item")
+    seen: set[Any] = set()
+    for rec in recommended:
+        seen.update(list(rec)[:k])
+    return len(seen) / catalogue
+
+
+def ranking_metrics(recommended: Sequence[Sequence[Any]], relevant: Sequence[Collection[Any]], catalogue: int, k: int = 10,
+                    curve: Sequence[int] = (1, 2, 3, 5, 10, 20, 50)) -> dict[str, Any]:
+    """Mean recall / NDCG / precision at ``k`` over users (one list and one relevant set per user, users without
+    relevant items left out), catalogue coverage at ``k``, and recall / NDCG at every K of ``curve`` (report plots)."""
+    pairs = [(list(r), set(rel)) for r, rel in zip(recommended, relevant, strict=True) if rel]
+    if not pairs:
+        raise ValueError("no user has a relevant item: nothing to rank against")
+    depth = max(len(r) for r, _ in pairs)
+    ks = [c for c in curve if c <= depth]
+    return {
+        f"recall_at_{k}": float(np.mean([recall_at_k(r, rel, k) for r, rel in pairs])),
+        f"ndcg_at_{k}": float(np.mean([ndcg_at_k(r, rel, k) for r, rel in pairs])),
+        f"precision_at_{k}": float(np.mean([precision_at_k(r, rel, k) for r, rel in pairs])),
+        "coverage": coverage((r for r, _ in pairs), catalogue, k),
+        "users": len(pairs),
+        "k": k,
+        "curve": {"k": ks, "recall": [float(np.mean([recall_at_k(r, rel, c) for r, rel in pairs])) for c in ks],
+                  "ndcg": [float(np.mean([ndcg_at_k(r, rel, c) for r, rel in pairs])) for c in ks]},
+    }
+
+
+def popularity_ranking(interactions: Sequence[Any], k: int, exclude: Sequence[Collection[Any]]) -> list[list[Any]]:
+    """The popularity baseline: for each user (one ``exclude`` set each: what they already have), the ``k`` most
+    frequent items of ``interactions`` (ties broken by the smaller item id) that are not excluded."""
+    items, counts = np.unique(np.asarray(interactions), return_counts=True)
+    order = items[np.lexsort((items, -counts))].tolist()  # most frequent first, then by id
+    out = []
+    for ex in exclude:
+        row: list[Any] = []
+        for item in order:
+            if item not in ex:
+                row.append(item)
+                if len(row) == k:
+                    break
+        out.append(row)
+    return out

@@ -206,6 +206,7 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
     deployed = _read_json(_find_one(kfp_root, "deployed/deployed.json"))
     monitoring = _read_json(_find_one(kfp_root, "monitoring/monitor.json"))
     train_report = _read_json(_find_one(kfp_root, "model/train_report.json"))
+    batch = _read_json(_find_one(kfp_root, "scores/batch.json"))
     summary["metrics"] = summary_metrics(metrics) if metrics else {}
     if metrics.get("baselines"):
         summary["baselines"] = {name: {k: v for k, v in b.items() if isinstance(v, int | float | str)} for name, b in metrics["baselines"].items()}
@@ -227,6 +228,13 @@ def collect_summary(run_dir: Path, base: dict[str, Any], clock: StageClock, stag
          **({"awaiting_approval": True} if registered.get("awaiting_approval") else {})}
         if registered else None
     )
+    if batch:  # batch inference (the batch stage): throughput next to the online latency below
+        engine = batch.get("engine") or {}
+        summary["batch"] = {"what": batch.get("what"), "rows": batch.get("rows"), "model": batch.get("model"), "version": batch.get("version"),
+                            "engine": engine.get("engine"), "workers": engine.get("workers"), "rows_per_s": engine.get("rows_per_s"),
+                            "steady_rows_per_s": (engine.get("extra") or {}).get("steady_rows_per_s"),
+                            "scoring_seconds": engine.get("seconds"), "seconds": batch.get("seconds"), "output": batch.get("output"),
+                            "feast_view": (batch.get("sink") or {}).get("view")}
     if deployed:
         summary["deployment"] = {k: deployed.get(k) for k in ("url", "pid", "model", "version", *(("mode", "host_url") if "host_url" in deployed else ()))}
     if monitoring:

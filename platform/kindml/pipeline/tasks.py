@@ -23,6 +23,7 @@ RESOURCES: dict[str, tuple[str, str, str, str]] = {
     "evaluate": ("250m", "1G", "1", "2G"),
     "export": ("250m", "1G", "1", "2G"),
     "register": ("250m", "1G", "1", "2G"),
+    "batch": ("250m", "1G", "2", "3G"),  # a Ray Data actor pool (batch.workers) inside the pod
     "deploy": ("100m", "512M", "1", "1G"),
     "monitor": ("250m", "512M", "1", "2G"),
 }

@@ -37,6 +37,7 @@ ARTIFACTS = {
     "curves": "evaluation/curves.json",
     "gate": "evaluation/gate.json",
     "registered": "registered/registered.json",
+    "batch": "scores/batch.json",
     "deployed": "deployed/deployed.json",
     "monitor": "monitoring/monitor.json",
     "importance": "onnx_model/importance.json",

@@ -22,6 +22,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[RunData], str]], ...] = (
     ("training", "Training and tuning", sections.training),
     ("evaluation", "Evaluation", sections.evaluation),
     ("registry", "Model versions and lineage", sections.registry),
+    ("batch", "Batch inference", sections.batch),
     ("importance", "Feature importance", sections.importance),
     ("audit", "Approvals and audit trail", sections.audit),
     ("serving", "Serving latency", sections.serving),

@@ -14,7 +14,8 @@ from kindml.report.collect import RunData, fmt_duration
 from kindml.report.markup import badge, cards, esc, grid, kv, note, num, pct, short, table
 
 # Which stage produces what a section shows: explains a missing section.
-PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "importance": "export", "audit": "register",
+PRODUCER = {"validation": "validate", "training": "train", "evaluation": "evaluate", "registry": "register", "batch": "batch",
+            "importance": "export", "audit": "register",
             "serving": "monitor", "drift": "monitor", "alerts": "monitor"}
 METHOD_COLORS = {"psi": svg.PALETTE[0], "js": svg.PALETTE[3], "ks": svg.PALETTE[2]}
 DEFAULT_THRESHOLDS = {"psi": 0.2, "prediction_psi": 0.2, "ks_min": 0.05, "ks_c_alpha": 1.95}
@@ -59,8 +60,12 @@ def overview(data: RunData) -> str:
     drift = s.get("drift") or {}
     max_psi = max((v for v in (drift.get("max_psi") or {}).values() if isinstance(v, int | float)), default=None)
     alerts = drift.get("alerts_fired")
-    headline = ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else "") \
-        if "roc_auc" in m or "macro_f1" not in m else ("macro-F1", num(m.get("macro_f1")), f"accuracy {num(m.get('accuracy'))}")
+    if "recall_at_10" in m:
+        headline = ("recall@10", num(m.get("recall_at_10")), f"NDCG@10 {num(m.get('ndcg_at_10'))}")
+    elif "roc_auc" in m or "macro_f1" not in m:
+        headline = ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else "")
+    else:
+        headline = ("macro-F1", num(m.get("macro_f1")), f"accuracy {num(m.get('accuracy'))}")
     tiles = [
         ("status", badge(status), f"{fmt_duration(s.get('seconds'))} total"),
         headline,
@@ -201,6 +206,9 @@ def evaluation(data: RunData) -> str:
     if m.get("task") == "multiclass":
         out.append(multiclass_evaluation(m, gate))
         return "".join(out)
+    if m.get("task") == "ranking":
+        out.append(ranking_evaluation(m, gate))
+        return "".join(out)
     positive = str(m.get("positive_label") or "positive")
     out.append(cards([
         ("ROC AUC", num(m.get("roc_auc")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
@@ -281,6 +289,37 @@ def multiclass_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str
     return "".join(out)
 
 
+def ranking_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str:
+    """Top-K metrics, recall@K and NDCG@K curves next to the baselines', and per-segment figures."""
+    pop = (m.get("baselines") or {}).get("popularity") or {}
+    out = [cards([
+        ("recall@10", num(m.get("recall_at_10")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
+        ("vs popularity", f"{num(m.get('recall_at_10_vs_popularity'), 2)}x", f"popularity recall@10 {num(pop.get('recall_at_10'))}" if pop else ""),
+        ("NDCG@10", num(m.get("ndcg_at_10")), f"popularity {num(pop.get('ndcg_at_10'))}" if pop else ""),
+        ("precision@10", num(m.get("precision_at_10")), f"{num(m.get('users'))} users evaluated"),
+        ("coverage", pct(m.get("coverage")), "of the catalogue in someone's top 10"),
+    ])]
+    curve, base = m.get("curve") or {}, m.get("popularity_curve") or {}
+    charts = []
+    for key, name in (("recall", "recall@K"), ("ndcg", "NDCG@K")):
+        if curve.get("k") and curve.get(key):
+            series = [svg.Series("model", curve["k"], curve[key], markers=True)]
+            if base.get("k") and base.get(key):
+                series.append(svg.Series("popularity baseline", base["k"], base[key], color=svg.PALETTE[3], dash=True, markers=True))
+            charts.append(svg.line_chart(series, title=f"{name} on the holdout", x_label="K (list length)", y_label=name, integer_x=True))
+    if charts:
+        out.append(grid(charts, "grid two"))
+    seg = m.get("segments") or {}
+    if seg:
+        out.append(table(["users", "count", "recall@10", "NDCG@10"],
+                         [[esc(k.replace("_", " ")), num(v.get("users")), num(v.get("recall_at_10")), num(v.get("ndcg_at_10"))] for k, v in seg.items()],
+                         numeric=[1, 2, 3], caption="by segment: users the model was trained on, and users it meets for the first time"))
+    if m.get("relevance"):
+        out.append(f'<p class="muted">relevant: {esc(m["relevance"])}</p>')
+    out.append(baselines_table(m, "recall_at_10"))
+    return "".join(out)
+
+
 def confusion_matrix(conf: dict[str, Any], threshold: Any = None, positive: str = "positive") -> str:
     tn, fp, fn, tp = (int(conf.get(k) or 0) for k in ("tn", "fp", "fn", "tp"))
     total = max(tn + fp + fn + tp, 1)
@@ -299,7 +338,8 @@ def confusion_matrix(conf: dict[str, Any], threshold: Any = None, positive: str 
 
 
 # ---------------------------------------------------------------- registry
-LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("gate", "kindml.gate"),
+LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("recall@10", "kindml.recall_at_10"),
+                   ("gate", "kindml.gate"),
                    ("data rows", "kindml.data_rows"), ("data hash", "kindml.data_hash"), ("validation", "kindml.validation_success"),
                    ("git", "kindml.git_commit"))
 
@@ -342,6 +382,32 @@ def registry(data: RunData) -> str:
         out.append("<h3>lineage of this version</h3>" + kv(((k.removeprefix("kindml."), v) for k, v in tags.items()), code=True))
     if (reg or model).get("onnx_path"):
         out.append(f'<p class="muted">ONNX file: <code>{esc((reg or model)["onnx_path"])}</code></p>')
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- batch inference
+def batch(data: RunData) -> str:
+    b = data.get("batch")
+    if not b:
+        stages = data.summary.get("stages") or {}
+        if "batch" not in stages:
+            return note("This pipeline has no batch inference stage.", "info")
+        return why_missing(data, "batch", "batch inference")
+    eng = b.get("engine") or {}
+    what = b.get("what") or "rows"
+    secs = b.get("seconds") or {}
+    srv = data.summary.get("serving") or {}
+    out = [cards([
+        (f"{what} scored", num(b.get("rows")), f"by {esc(b.get('model'))} v{esc(b.get('version'))}"),
+        (f"{what}/s", num(eng.get("rows_per_s")), f"{esc(eng.get('engine'))}, {num(eng.get('workers'))} workers, actor start-up included"),
+        ("scoring", f"{num(eng.get('seconds'))} s", f"+ {num(secs.get('ray_start'))} s starting Ray"),
+        ("write-back", f"{num(secs.get('write_back'))} s", f"Feast view {esc((b.get('sink') or {}).get('view') or '-')}"),
+        ("online p50 / p99", f"{num(srv.get('p50_ms'), 3)} / {num(srv.get('p99_ms'), 3)} ms" if srv else "-", "the predictor, same run"),
+    ])]
+    out.append(svg.hbars([(k.replace("_", " "), v) for k, v in secs.items() if k != "total" and isinstance(v, int | float)],
+                         title="batch stage seconds per step", value_fmt="{:.2f} s", width=900))
+    out.append(kv([("output", b.get("output")), ("feature service joined", b.get("feature_service")),
+                   ("offline table", (b.get("sink") or {}).get("offline_table")), ("online store", (b.get("sink") or {}).get("online_store"))]))
     return "".join(out)
 
 

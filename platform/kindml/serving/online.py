@@ -74,12 +74,13 @@ class OnlineFeatures:
             raise ServingError(f"{where} does not know feature service {self.service!r} in project {self.project!r}",
                                "Run the features stage first (`kindml run NAME`, or `--target kind` on the cluster): it applies the "
                                "definitions and materializes the online store.") from None
-        from feast.types import String
+        from feast.types import Array, String
 
         for proj, view in views:
             [key] = view.join_keys
             self._views.append((view, key, [f.name for f in proj.features], view.ttl.total_seconds() if view.ttl else 0.0))
-            self._strings |= {f.name for f in proj.features if f.dtype == String}
+            # strings and lists (Array features) stay objects; everything else is a float column
+            self._strings |= {f.name for f in proj.features if f.dtype == String or isinstance(f.dtype, Array)}
         self._provider = store._get_provider()  # the provider get_online_features itself uses
         self._config = store.config
         return self
@@ -106,7 +107,8 @@ class OnlineFeatures:
             decoded = {}
             for name, v in values.items():
                 kind = v.WhichOneof("val")
-                decoded[name] = getattr(v, kind) if kind else None
+                raw = getattr(v, kind) if kind else None
+                decoded[name] = list(raw.val) if kind and kind.endswith("_list_val") else raw  # Array features: a list
             out.append((ts.timestamp() if ts is not None else None, decoded))
         return out
 

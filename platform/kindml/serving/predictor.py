@@ -182,8 +182,7 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
                 unknown = int((~flags).sum())
                 if unknown:
                     mm.count_unknown_entities(bundle.name, bundle.version, key, unknown)
-            feeds = self.kit.feeds(cols)
-            outputs = run_onnx(self.session, feeds)
+            feeds, outputs = self.kit.score(self.session, cols)  # feeds → ONNX Runtime, unless the kit answers rows itself
             probs = self.kit.probabilities(outputs)
             if self.monitor is not None:
                 numeric, categorical = sig.monitored(cols, feeds, outputs, probs)

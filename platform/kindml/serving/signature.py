@@ -148,6 +148,8 @@ class Signature(ABC):
     """Feast join keys (int64) read from the request; their features are looked up online unless the rows carry them."""
     row_name: str = "row"
     """What one instance is, for messages ("transaction", "text")."""
+    feature_service: str | None = None
+    """The Feast feature service the predictor reads (keyed by :attr:`entity_keys` only); None: the training one."""
 
     @property
     @abstractmethod

@@ -33,15 +33,22 @@ def bundle_predictor(wl: Workload, folder: Path) -> tuple[Any, Any]:
     return kit, lambda frame: kit.probabilities(run_onnx(session, kit.feeds(frame_columns(frame))))
 
 
-def score(wl: Workload, kit: Any, predict: Any, holdout: pd.DataFrame) -> dict[str, Any]:
+def read_history(holdout_dir: Path) -> pd.DataFrame:
+    """The rows before the holdout (train + validation; empty for a holdout written before history.parquet existed)."""
+    path = holdout_dir / "history.parquet"
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+
+def score(wl: Workload, kit: Any, predict: Any, holdout: pd.DataFrame, history: pd.DataFrame | None = None) -> dict[str, Any]:
     """The holdout metrics of one model: the workload's own evaluation, or the task's per-row metric set."""
-    custom = wl.evaluate(kit, predict, holdout)
+    custom = wl.evaluate(kit, predict, holdout, history if history is not None else pd.DataFrame())
     if custom is not None:
         return {"task": wl.task, **custom}
     return compute(wl.task, kit.labels(holdout), predict(holdout), wl.cfg.evaluate.threshold, kit.class_names)
 
 
-def champion_score(wl: Workload, env: RuntimeEnv, holdout: pd.DataFrame, metric: str) -> tuple[float | None, str | None]:
+def champion_score(wl: Workload, env: RuntimeEnv, holdout: pd.DataFrame, metric: str,
+                   history: pd.DataFrame | None = None) -> tuple[float | None, str | None]:
     cfg = wl.cfg
     ref = registry.resolve(env.mlflow_tracking_uri, cfg.registry.model, alias=cfg.registry.champion_alias)
     if ref is None:
@@ -49,7 +56,7 @@ def champion_score(wl: Workload, env: RuntimeEnv, holdout: pd.DataFrame, metric:
     try:
         with tempfile.TemporaryDirectory(dir=Path(env.workspace) / "tmp") as tmp:
             folder = registry.download(env.mlflow_tracking_uri, ref, Path(tmp))
-            m = score(wl, *bundle_predictor(wl, folder), holdout)
+            m = score(wl, *bundle_predictor(wl, folder), holdout, history)
     except Exception as exc:  # a champion we cannot score must not block a healthy candidate silently
         log.warning("could not score champion v%s on the holdout: %s", ref.version, exc)
         return None, ref.version
@@ -78,6 +85,8 @@ def markdown(wl: Workload, metrics: dict[str, Any], decision: Any, baselines: di
             *[f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in m["per_class"]],
         ]
     else:
+        if "users" in m:
+            md.append(f"- users evaluated: {m['users']}")
         md += [f"- {label(k)}: {'**' if k == wl.gate_metric else ''}{v:.4f}{'**' if k == wl.gate_metric else ''}"
                for k, v in m.items() if isinstance(v, float)]
     if baselines:
@@ -93,9 +102,10 @@ def run(wl: Workload, env: RuntimeEnv, model_dir: Path, holdout_dir: Path, out_d
     cfg = wl.cfg
     metric = cfg.evaluate.metric or wl.gate_metric
     holdout = pd.read_parquet(holdout_dir / "holdout.parquet")
+    history = read_history(holdout_dir)
     kit = wl.model_kit().load(model_dir)
     model = kit.recipe.load(model_dir / "model.pt")
-    metrics = score(wl, kit, lambda frame: kit.predict(model, frame), holdout)
+    metrics = score(wl, kit, lambda frame: kit.predict(model, frame), holdout, history)
     per_row = "roc_auc" in metrics and wl.task == "binary"
     if wl.task == "binary":
         metrics["positive_label"] = wl.positive_label
@@ -103,12 +113,12 @@ def run(wl: Workload, env: RuntimeEnv, model_dir: Path, holdout_dir: Path, out_d
         from kindml.errors import ConfigError
 
         raise ConfigError(f"evaluate.metric {metric!r} is not a {wl.task} metric", f"Use one of: {', '.join(k for k, v in metrics.items() if isinstance(v, float))}.")
-    baselines: dict[str, dict[str, Any]] = {}
+    baselines: dict[str, dict[str, Any]] = dict(metrics.pop("baselines", None) or {})  # from the workload's own evaluation
     if (model_dir / "baselines.json").is_file():  # fitted and scored on the same split by the train stage
-        baselines = json.loads((model_dir / "baselines.json").read_text(encoding="utf-8"))
+        baselines |= json.loads((model_dir / "baselines.json").read_text(encoding="utf-8"))
     if baselines:
         metrics["baselines"] = baselines
-    champ, champ_version = champion_score(wl, env, holdout, metric)
+    champ, champ_version = champion_score(wl, env, holdout, metric, history)
     decision = gate(metric, float(metrics[metric]), cfg.evaluate, champ, champ_version)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")

@@ -75,7 +75,7 @@ def run(wl: Workload, ref: str, model_dir: Path, holdout_dir: Path, out_dir: Pat
     (out_dir / "examples.json").write_text(json.dumps(sig.instances(holdout.head(EXAMPLES)), indent=2, default=str), encoding="utf-8")
     (out_dir / WORKLOAD_FILE).write_text(json.dumps({
         "workload": ref, "name": wl.name, "task": wl.task, "model_name": cfg.registry.model,
-        "feature_service": feats.get("feature_service"), "inputs": spec.inputs, "outputs": spec.outputs,
+        "feature_service": sig.feature_service or feats.get("feature_service"), "inputs": spec.inputs, "outputs": spec.outputs,
         "request_fields": sig.fields, "response_outputs": sig.outputs,
     }, indent=2), encoding="utf-8")
     return out

@@ -44,6 +44,8 @@ def run(wl: Workload, env: RuntimeEnv, training_dir: Path, out_model_dir: Path, 
     val_arrays = {**kit.arrays(split.val), "y": kit.labels(split.val)}
     t_prep = time.perf_counter() - t0
     write_parquet(split.test, out_holdout_dir / "holdout.parquet")
+    # everything before the holdout (what a user already has, a series' past): Workload.evaluate reads it
+    write_parquet(pd.concat([split.train, split.val]), out_holdout_dir / "history.parquet")
     reference = wl.reference_rows(pd.concat([split.train, split.val]), window_of(manifest))
     if len(reference) > REFERENCE_ROWS:
         reference = reference.sample(REFERENCE_ROWS, random_state=0)

@@ -22,6 +22,9 @@ evaluate    ``task`` and ``gate_metric``                metric set of the task, 
             (optional :meth:`~Workload.baselines`)      champion on the same holdout
 export      the kit's ONNX module                       ONNX export, parity, quantize chooser,
                                                         drift reference profile, request examples
+batch       :meth:`~Workload.batch` (entity rows,           Ray Data ``map_batches`` with the served ONNX
+            an optional Feast sink),                    model, parquet, write-back to Feast and
+            :meth:`~Workload.batch_output`              materialization
 serve       the kit's :class:`~kindml.serving.signature.Signature`  KServe ModelServer, Feast online
                                                         lookup, metrics, drift windows
 monitor     :meth:`~Workload.traffic` (clean/drifted)   replays it, Prometheus scrapes and alerts
@@ -109,6 +112,38 @@ class FeatureRepo:
     views: list[str]
     offline_tables: dict[str, pd.DataFrame]
     entity_rows: pd.DataFrame
+
+
+@dataclass
+class FeatureSink:
+    """Where batch predictions go in Feast: ``objects`` (the view, its FileSource reading
+    ``data_dir/<table>.parquet``, optionally a feature service that serves it) are applied,
+    the table is written there and ``view`` is materialized into the online store."""
+
+    objects: list[Any]
+    view: str
+    table: str
+
+
+@dataclass
+class BatchSpec:
+    """What the batch stage scores (:meth:`Workload.batch`).
+
+    ``rows`` are entity rows (join keys, ``event_timestamp`` = the time the scores are for, a unique
+    ``row_id`` column, and any extra column the kit's ``feeds`` need). With ``feature_service``
+    their features are joined point-in-time from Feast first (as for training); then every batch of
+    ``batch_size`` rows goes through the kit's ``feeds`` and the exported ONNX model, and
+    :meth:`Workload.batch_output` turns it into rows of the output table (written to parquet,
+    and to ``sink`` when given).
+    """
+
+    rows: pd.DataFrame
+    row_id: str
+    feature_service: str | None = None
+    sink: FeatureSink | None = None
+    batch_size: int = 1024
+    what: str = "rows"
+    """What one row is, for throughput figures ("users" → users/s)."""
 
 
 class Workload(ABC):
@@ -231,18 +266,43 @@ class Workload(ABC):
         """Train + validation rows that represent live traffic (the drift reference). Default: all of them."""
         return frame
 
-    def evaluate(self, kit: ModelKit, predict: Any, holdout: pd.DataFrame) -> dict[str, Any] | None:
+    def evaluate(self, kit: ModelKit, predict: Any, holdout: pd.DataFrame, history: pd.DataFrame) -> dict[str, Any] | None:
         """Optional: the holdout metrics computed by the workload (a ranking or forecasting task scores whole
-        lists or series, not rows). ``predict(frame) -> scores`` scores rows shaped like the training set (the
-        candidate's torch model, or a registered champion's ONNX model: the same call for both, so the gate
-        compares them on the same holdout). Return ``{<metric>: value, ...}`` including the gate metric, or
-        None (the default) for the task's per-row metric set (:mod:`kindml.model.metrics`)."""
+        lists or series, not rows). ``predict(frame)`` runs the model on rows shaped like the training set
+        (the candidate's torch model through ``kit.predict``, or a registered champion's ONNX model through
+        ``kit.feeds`` → ONNX Runtime → ``kit.probabilities``: the same call for both, so the gate compares them
+        on the same holdout); what it returns is the kit's business (probabilities, top-K lists, forecasts).
+        ``history`` holds the training and validation rows (everything before the holdout, oldest first): what
+        a user already has, or a series' past. Return ``{<metric>: value, ...}`` including the gate metric (a
+        ``baselines`` entry, name → metrics, joins the evaluation report's baselines), or None (the default)
+        for the task's per-row metric set (:mod:`kindml.model.metrics`)."""
         return None
 
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame, kit: ModelKit) -> dict[str, dict[str, Any]]:
         """Optional simpler models fitted on the training split and scored on the same holdout (evaluation
         report): name → metrics of the task's set (plus a ``note``). ``kit`` is fitted on ``train``."""
         return {}
+
+    # --- batch inference ----------------------------------------------------------------------
+
+    def batch(self, tables: dict[str, pd.DataFrame], window: Window, data_dir: Path) -> BatchSpec | None:
+        """Optional: what the batch stage scores with the served model (e.g. every user, every series), from the
+        validated tables; ``data_dir`` is the data version's Feast folder (a :class:`FeatureSink`'s table goes
+        there). None (the default): this workload has no batch inference."""
+        return None
+
+    def batch_output(self, kit: ModelKit, rows: pd.DataFrame, outputs: list[Any]) -> pd.DataFrame:
+        """One scored batch → rows of the output table (for a Feast sink: its join keys, ``event_timestamp`` and
+        the view's features). ``outputs`` are the ONNX model's outputs for ``kit.feeds`` of ``rows``. Runs in
+        Ray Data workers: keep it a pure function of its arguments. Default: the rows' ``row_id`` and the first
+        output as ``score`` (first column of a matrix)."""
+        import numpy as np
+        import pandas as pd
+
+        first = np.asarray(outputs[0])
+        score = first.reshape(len(rows), -1)[:, 0] if first.ndim > 1 else first.reshape(-1)
+        spec_id = self.row_id if self.row_id in rows.columns else rows.columns[0]
+        return pd.DataFrame({spec_id: rows[spec_id].to_numpy(), "score": score})
 
     # --- live traffic --------------------------------------------------------------------------
 

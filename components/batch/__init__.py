@@ -1,0 +1,3 @@
+from kindml.components.batch.component import batch
+
+__all__ = ["batch"]
