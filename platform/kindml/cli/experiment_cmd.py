@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
     @x_app.command("start")
     def start(
-        challenger: str = typer.Option(..., "--challenger", help="The challenger: NAME@VERSION or NAME@ALIAS (e.g. fraud-detector@7)."),
+        challenger: str = typer.Option(..., "--challenger", help="The challenger: NAME@VERSION or NAME@ALIAS (e.g. my-model@7)."),
         mode: str = typer.Option("ab", "--mode", help="ab (split entities), canary (a small split) or shadow (the champion answers; "
                                  "the challenger's predictions are only recorded)."),
         split: float = typer.Option(None, "--split", help="The challenger's share of entities (default: ab 0.5, canary 0.05, shadow 1.0)."),
