@@ -46,6 +46,10 @@ class Forecasts:
     def __len__(self) -> int:
         return len(self.values)
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The forecasts as an array (what the platform's prediction log reads)."""
+        return np.asarray(self.values, dtype=dtype)
+
 
 def _torch() -> Any:
     import torch

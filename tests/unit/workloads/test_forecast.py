@@ -165,3 +165,14 @@ def test_live_requests_drift_to_new_products() -> None:
     drifted = live_requests(np.array([1, 2]), np.array([1, 2, 3]), 400, 1.0, 0, 1)
     assert all(r["product_id"] <= 3 for r in calm)
     assert 0.35 < np.mean([r["product_id"] >= 9_000 for r in drifted]) < 0.65
+
+
+def test_prediction_log_takes_the_first_day_of_a_horizon() -> None:
+    """The core's prediction log reads one score per row; a forecast (n x H) logs its first day (a generic multi-output rule)."""
+    from kindml.serving.outcomes import PredictionRecorder
+
+    rec = PredictionRecorder.__new__(PredictionRecorder)
+    rec.task = "regression"
+    scores, labels = rec.scores_and_labels(Forecasts(np.array([[1.0, 2.0], [3.0, 4.0]]), np.zeros(2, dtype=bool)))
+    assert scores == [1.0, 3.0] and labels == [None, None]
+    assert rec.scores_and_labels(np.array([5.0, 6.0]))[0] == [5.0, 6.0]  # a one-output regression is unchanged
