@@ -8,7 +8,7 @@ history and plan (``source: "live"``); a series the store has no history for get
 level and ``series_known: false``.
 
 v1 answer per series: ``forecast`` (H values, units, day 1 first), ``total`` (their sum), ``source``,
-``series_known``. v2 outputs: ``total`` (FP64), ``forecast`` (BYTES, comma-separated), ``source`` (BYTES),
+``series_known``. v2 outputs: ``total`` (FP64), ``forecast_days`` (BYTES, comma-separated), ``source`` (BYTES),
 ``series_known`` (BOOL).
 
 Drift columns: whether the series was known, its level (``mean_28``) and the first day's forecast (prediction drift).
@@ -52,7 +52,7 @@ class ForecastSignature(Signature):
 
     @property
     def outputs(self) -> dict[str, str]:
-        return {"total": "FP64", "forecast": "BYTES", "source": "BYTES", "series_known": "BOOL"}
+        return {"total": "FP64", "forecast_days": "BYTES", "source": "BYTES", "series_known": "BOOL"}
 
     def parse_v1(self, instances: Any) -> Parsed:
         check_instances(instances, MAX_BATCH, "series", FIELDS)
@@ -82,7 +82,7 @@ class ForecastSignature(Signature):
             totals.append(round(float(sum(f)), 3))
             texts.append(",".join(str(v) for v in f))
             sources.append(source)
-        return Answer(preds, [("total", "FP64", totals), ("forecast", "BYTES", texts), ("source", "BYTES", sources),
+        return Answer(preds, [("total", "FP64", totals), ("forecast_days", "BYTES", texts), ("source", "BYTES", sources),
                               ("series_known", "BOOL", [bool(x) for x in has])])
 
     def monitored(self, cols: Mapping[str, Any], feeds: Mapping[str, np.ndarray], outputs: list[np.ndarray],
