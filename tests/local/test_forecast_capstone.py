@@ -68,7 +68,7 @@ def test_summary_quarantine_backtest_gate_and_batch(run) -> None:  # type: ignor
     assert reasons["expect_compound_columns_to_be_unique:series_id+event_timestamp"] == 2 * damage["counts"]["duplicate"]
     assert reasons["expect_column_values_to_be_between:demand"] == damage["counts"]["negative_demand"]
     m = s["metrics"]
-    assert s["gate"]["metric"] == "wape" and s["gate"]["promote"] and m["horizon"] == H and m["series"] == 24
+    assert s["gate"]["metric"] == "wape" and s["gate"]["promote"] and m["horizon"] == H and 20 <= m["series"] <= 24
     naive = s["baselines"]["seasonal_naive"]
     assert m["wape"] < naive["wape"] and m["mase"] < naive["mase"]  # the model beats seasonal-naive on the same backtest
     metrics = json.loads(_artifact(run, "evaluation/metrics.json").read_text())
