@@ -36,6 +36,7 @@ CAPSTONES: dict[str, Capstone] = {
     "fraud": Capstone("fraud", "kindml.pipelines.fraud.pipeline:pipeline", "kindml.pipelines.fraud.workload"),
     "text": Capstone("text", "kindml.pipelines.text.pipeline:pipeline", "kindml.pipelines.text.workload"),
     "recsys": Capstone("recsys", "kindml.pipelines.recsys.pipeline:pipeline", "kindml.pipelines.recsys.workload"),
+    "forecast": Capstone("forecast", "kindml.pipelines.forecast.pipeline:pipeline", "kindml.pipelines.forecast.workload"),
 }
 DEFAULT_CAPSTONE = "fraud"
 """What ``kindml capstone`` (the README's first command) runs."""

@@ -9,7 +9,9 @@ the class probabilities (multiclass, shape ``(n, classes)``).
 Ranking (top-K lists per user, :func:`ranking_metrics`) is computed by a ranking
 workload's ``evaluate`` with the helpers at the end of this module: recall@K,
 NDCG@K (binary relevance), precision@K, catalogue coverage, and the popularity
-baseline (:func:`popularity_ranking`).
+baseline (:func:`popularity_ranking`). Forecasts (many series, a horizon each) are scored by a
+forecasting workload's ``evaluate`` with :func:`forecast_metrics`: WAPE, sMAPE, MASE (against the
+in-sample seasonal-naive error), MAE, RMSE.
 """
 
 from __future__ import annotations
@@ -228,3 +230,56 @@ def popularity_ranking(interactions: Sequence[Any], k: int, exclude: Sequence[Co
                     break
         out.append(row)
     return out
+
+
+# --- forecasting: many series, a horizon each ------------------------------------------------------
+
+def wape(actual: Any, forecast: Any) -> float:
+    """Weighted absolute percentage error: sum |actual - forecast| / sum |actual| over every point of every series
+    (a share, not a percentage; NaN when the actuals are all zero)."""
+    a = np.asarray(actual, dtype=np.float64).reshape(-1)
+    f = np.asarray(forecast, dtype=np.float64).reshape(-1)
+    denom = float(np.abs(a).sum())
+    return float(np.abs(a - f).sum() / denom) if denom > 0 else float("nan")
+
+
+def smape(actual: Any, forecast: Any) -> float:
+    """Symmetric MAPE as a share in [0, 2]: mean of 2|a - f| / (|a| + |f|) over the points, a point where both are
+    zero counting as 0 (a perfect forecast of no demand)."""
+    a = np.asarray(actual, dtype=np.float64).reshape(-1)
+    f = np.asarray(forecast, dtype=np.float64).reshape(-1)
+    denom = np.abs(a) + np.abs(f)
+    terms = np.divide(2.0 * np.abs(a - f), denom, out=np.zeros_like(a), where=denom > 0)
+    return float(terms.mean()) if len(a) else float("nan")
+
+
+def seasonal_naive_scale(history: Any, season: int) -> float:
+    """MASE's scale of one series: the in-sample mean absolute error of the seasonal-naive forecast
+    (``|y[t] - y[t - season]|`` over the history); NaN when the history is not longer than one season."""
+    h = np.asarray(history, dtype=np.float64).reshape(-1)
+    if len(h) <= season:
+        return float("nan")
+    return float(np.abs(h[season:] - h[:-season]).mean())
+
+
+def mase(actual: Sequence[Any], forecast: Sequence[Any], history: Sequence[Any], season: int) -> float:
+    """Mean absolute scaled error over series: for each series (one array of actuals, forecasts and its history each),
+    MAE of the forecast / :func:`seasonal_naive_scale` of its history, then the mean over series. Series whose scale
+    is 0 or undefined (a constant or too short history) are left out; NaN when none is left."""
+    out = []
+    for a, f, h in zip(actual, forecast, history, strict=True):
+        scale = seasonal_naive_scale(h, season)
+        if np.isfinite(scale) and scale > 0:
+            out.append(float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(f, dtype=np.float64)).mean()) / scale)
+    return float(np.mean(out)) if out else float("nan")
+
+
+def forecast_metrics(actual: Sequence[Any], forecast: Sequence[Any], history: Sequence[Any], season: int) -> dict[str, Any]:
+    """The ``regression`` metric set of a forecast: WAPE, sMAPE, MASE (seasonal period ``season``), MAE and RMSE over
+    every point; ``actual`` / ``forecast`` / ``history`` hold one array per series (the points of all its origins)."""
+    a = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in actual]) if len(actual) else np.zeros(0)
+    f = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in forecast]) if len(forecast) else np.zeros(0)
+    if len(a) == 0:
+        raise ValueError("no forecast point to score")
+    return {"wape": wape(a, f), "smape": smape(a, f), "mase": mase(actual, forecast, history, season),
+            "mae": float(np.abs(a - f).mean()), "rmse": float(np.sqrt(((a - f) ** 2).mean())), "series": len(actual), "points": int(len(a))}

@@ -64,6 +64,8 @@ class PredictionRecorder:
             top = p.argmax(axis=1)
             names = self.classes or [str(i) for i in range(p.shape[1])]
             return p.max(axis=1).tolist(), [names[k] for k in top]
+        if p.ndim == 2:  # a multi-output regression (a forecast horizon): the first output is the row's logged score
+            p = p[:, 0]
         return p.reshape(-1).tolist(), [None] * p.reshape(-1).shape[0]
 
     def record(self, model: str, version: str, probs: np.ndarray, variant: str = "champion", experiment: str = "",

@@ -1,0 +1,142 @@
+"""The forecasting capstone end to end on small generated data: GE quarantine of bad sales rows, Feast history and plan
+snapshots, a global MLP with Ray Tune + Train, a backtest against seasonal-naive gated on WAPE, ONNX, the registry, Ray Data
+batch forecasts for every series written back to Feast, and the KServe predictor answering from them (v1, v2) with live
+forecasts for series without a row, and 400s for bad input.
+
+One pipeline run (24 series x 70 days; about 4-5 minutes on a busy 2-core machine) serves every test of this module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.local
+
+H = 7
+SMALL = ["--param", "days=70", "--param", "epochs=3", "--param", "tune_trials=1", "--set", "train.tune_epochs=1", "--set", "train.batch_size=128",
+         "--set", "workloads.forecast.stores=4", "--set", "workloads.forecast.products=6"]
+
+
+def kindml(args: list[str], home: Path, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINDML_")} | {"KINDML_HOME": str(home), "KINDML_NO_PROGRESS": "1"}
+    return subprocess.run([sys.executable, "-m", "kindml", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("forecast")
+    res = kindml(["run", "forecast", *SMALL, "--param", "corruption_rate=0.02", "--quarantine", "--run-id", "r", "-o", "json"], home)
+    try:
+        assert res.returncode == 0, res.stderr[-3000:]
+        yield {"home": home, "summary": json.loads(res.stdout)}
+    finally:
+        kindml(["serve", "stop"], home)
+
+
+def _artifact(run: dict[str, Any], pattern: str) -> Path:  # type: ignore[type-arg]
+    return next((run["home"] / "runs" / "r" / "kfp").rglob(pattern))
+
+
+def test_summary_quarantine_backtest_gate_and_batch(run) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    s = run["summary"]
+    assert s["status"] == "succeeded" and s["pipeline"] == "forecast" and s["workload"] == "kindml.pipelines.forecast.workload"
+    assert list(s["stages"]) == ["ingest", "validate", "features", "train", "evaluate", "export", "register", "batch", "deploy", "monitor"]
+    assert all(v["status"] == "succeeded" for v in s["stages"].values()), s["stages"]
+    damage = json.loads(_artifact(run, "raw/ingest.json").read_text())["corruption"]
+    # every damaged row, plus the original of every duplicated (series, day)
+    assert s["validation"]["quarantined_rows"] == damage["rows"] + damage["counts"]["duplicate"]
+    reasons = s["validation"]["quarantine_reasons"]
+    assert reasons["expect_compound_columns_to_be_unique:series_id+event_timestamp"] == 2 * damage["counts"]["duplicate"]
+    assert reasons["expect_column_values_to_be_between:demand"] == damage["counts"]["negative_demand"]
+    m = s["metrics"]
+    assert s["gate"]["metric"] == "wape" and s["gate"]["promote"] and m["horizon"] == H and 20 <= m["series"] <= 24
+    naive = s["baselines"]["seasonal_naive"]
+    assert m["wape"] < naive["wape"] and m["mase"] < naive["mase"]  # the model beats seasonal-naive on the same backtest
+    metrics = json.loads(_artifact(run, "evaluation/metrics.json").read_text())
+    assert metrics["wape_seasonal_naive"] == naive["wape"] and len(metrics["wape_by_horizon"]) == H and metrics["origins"] > 24
+    b = s["batch"]
+    assert b["engine"] == "ray_data" and b["what"] == "series" and b["feast_view"] == "series_forecasts"
+    clean = pd.read_parquet(_artifact(run, "validate/clean/sales.parquet"), columns=["series_id"])["series_id"].nunique()
+    assert b["rows"] == clean == 24  # every series once (an unknown series' rows were quarantined)
+    assert s["serving"]["requests"] > 0 and s["serving"]["errors"] == 0
+
+
+def test_registered_with_lineage(run) -> None:  # type: ignore[no-untyped-def]
+    res = kindml(["models", "show", "demand-forecaster@champion", "-o", "json"], run["home"])
+    assert res.returncode == 0, res.stderr
+    tags = json.loads(res.stdout)["tags"]
+    assert tags["kindml.workload"] == "forecast" and tags["kindml.task"] == "regression" and tags["kindml.gate_metric"] == "wape"
+    assert tags["kindml.feast_feature_service"] == "forecast_v1" and 0 < float(tags["kindml.wape"]) < 1
+
+
+def _feast_forecasts(run, series: list[int]) -> dict[int, list[float]]:  # type: ignore[no-untyped-def]
+    from kindml.features.store import open_store
+
+    store = open_store(run["home"] / "features", "kindml")
+    got = store.get_online_features(features=["series_forecasts:forecast"], entity_rows=[{"series_id": s} for s in series]).to_dict()
+    return dict(zip(got["series_id"], got["forecast"], strict=True))
+
+
+def test_batch_wrote_parquet_and_feast(run) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    pred = pd.read_parquet(_artifact(run, "scores/predictions.parquet"))
+    assert pred["series_id"].is_unique and len(pred) == 24 and (pred["forecast"].map(len) == H).all()
+    assert all(min(f) >= 0 for f in pred["forecast"])
+    ingest = json.loads(_artifact(run, "raw/ingest.json").read_text())
+    assert (pd.to_datetime(pred["event_timestamp"], utc=True) == pd.Timestamp(ingest["window_end"])).all()  # the origin: the day after the window
+    online = _feast_forecasts(run, pred["series_id"].head(3).tolist())
+    for sid, f in zip(pred["series_id"].head(3), pred["forecast"].head(3), strict=True):
+        assert list(online[sid]) == pytest.approx(list(f))
+
+
+def test_precomputed_and_live_over_v1_and_v2(run) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    d = run["summary"]["deployment"]
+    url, model = d["url"], d["model"]
+    pred = pd.read_parquet(_artifact(run, "scores/predictions.parquet")).set_index("series_id")
+    code, body = post(f"{url}/v1/models/{model}:predict", {"instances": [{"store_id": 1, "product_id": 2}, {"store_id": 1, "product_id": 8888}]})
+    assert code == 200, body
+    pre, live = body["predictions"]
+    assert pre["source"] == "precomputed" and pre["series_known"] is True
+    assert pre["forecast"] == pytest.approx(list(pred.loc[10002, "forecast"]), abs=1e-3) and pre["total"] == pytest.approx(sum(pre["forecast"]), abs=0.01)
+    assert live["source"] == "live" and live["series_known"] is False and len(live["forecast"]) == H
+    code, v2 = post(f"{url}/v2/models/{model}/infer", {"inputs": [{"name": "store_id", "shape": [1], "datatype": "INT64", "data": [1]},
+                                                                 {"name": "product_id", "shape": [1], "datatype": "INT64", "data": [2]}]})
+    assert code == 200, v2
+    out = {o["name"]: o["data"] for o in v2["outputs"]}
+    assert out["source"] == ["precomputed"] and out["total"][0] == pytest.approx(pre["total"], abs=0.01)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ({"instances": [{"store_id": 1}]}, "missing field(s): product_id"),
+    ({"instances": [{"store_id": "x", "product_id": 1}]}, "store_id must be an integer"),
+    ({"instances": [{"store_id": 1, "product_id": 10000}]}, "product_id must be between"),
+    ({"instances": [{"store_id": 1, "product_id": 1, "user_id": 3}]}, "unknown field"),
+    ({"instances": [{"store_id": 1, "product_id": 1}] * 513}, "limit"),
+])
+def test_bad_input_is_a_400_and_the_server_survives(run, body: dict, needle: str) -> None:  # type: ignore[no-untyped-def]
+    d = run["summary"]["deployment"]
+    code, answer = post(f"{d['url']}/v1/models/{d['model']}:predict", body)
+    assert code == 400 and needle in json.dumps(answer), answer
+    assert post(f"{d['url']}/v1/models/{d['model']}:predict", {"instances": [{"store_id": 2, "product_id": 3}]})[0] == 200

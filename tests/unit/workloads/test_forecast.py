@@ -1,0 +1,178 @@
+"""The forecasting capstone's parts without services: the seeded generator and its defects, the point-in-time history and
+plan snapshots, the kit's targets and inputs, the backtest through ``predict`` against seasonal-naive, and the request contract."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kindml.data.load import content_hash
+from kindml.pipelines.forecast.data import (
+    CORRUPTION_KINDS,
+    SERIES_BASE,
+    build_world,
+    corrupt,
+    generate,
+    live_requests,
+)
+from kindml.pipelines.forecast.features import (
+    HISTORY_FEATURES,
+    demand_history,
+    demand_plan,
+    plan_features,
+)
+from kindml.pipelines.forecast.model import ForecastKit, Forecasts
+from kindml.pipelines.forecast.workload import ForecastWorkload
+from kindml.serving.signature import RequestError
+
+pytestmark = pytest.mark.unit
+H = 7
+
+
+@pytest.fixture(scope="module")
+def world():  # type: ignore[no-untyped-def]
+    return build_world(3, 3, 4, 60, date(2026, 1, 31), H, 0.0)
+
+
+@pytest.fixture(scope="module")
+def tables(world):  # type: ignore[no-untyped-def]
+    return generate(world)
+
+
+@pytest.fixture(scope="module")
+def frame(tables):  # type: ignore[no-untyped-def]
+    sales, plan = tables
+    return (sales.merge(demand_history(sales), on=["series_id", "event_timestamp"], how="left")
+            .merge(demand_plan(sales, plan, H), on=["series_id", "event_timestamp"], how="left"))
+
+
+def test_seeded_reproducible_complete_and_non_negative(world, tables) -> None:  # type: ignore[no-untyped-def]
+    sales, plan = tables
+    assert len(sales) == 12 * 60 and sales["sale_id"].is_unique and not sales.duplicated(["series_id", "event_timestamp"]).any()
+    assert (sales["demand"] >= 0).all() and (sales["demand"] == sales["demand"].round()).all()
+    assert (sales["series_id"] == sales["store_id"] * SERIES_BASE + sales["product_id"]).all()
+    assert sales["event_timestamp"].min() == world.start and sales["event_timestamp"].max() == world.end - pd.Timedelta(days=1)
+    # the plan is exactly the horizon after the window, for every series
+    assert len(plan) == 12 * H and plan["event_timestamp"].min() == world.end and "demand" not in plan
+    assert content_hash(sales) == content_hash(generate(build_world(3, 3, 4, 60, date(2026, 1, 31), H))[0])
+    assert content_hash(sales) != content_hash(generate(build_world(4, 3, 4, 60, date(2026, 1, 31), H))[0])
+    # weekly seasonality and promotions are in the data: weekends and promo days sell more
+    dow = sales["event_timestamp"].dt.dayofweek
+    assert sales.loc[dow >= 5, "demand"].mean() > sales.loc[dow < 5, "demand"].mean()
+    assert sales.loc[sales["promo"] == 1, "demand"].mean() > 1.2 * sales.loc[sales["promo"] == 0, "demand"].mean()
+
+
+def test_history_drift_raises_the_late_level() -> None:
+    calm = generate(build_world(5, 2, 8, 90, date(2026, 1, 31), H, 0.0))[0]
+    drifted = generate(build_world(5, 2, 8, 90, date(2026, 1, 31), H, 2.0))[0]
+    late = calm["event_timestamp"] >= calm["event_timestamp"].max() - pd.Timedelta(days=10)
+    assert drifted.loc[late, "demand"].sum() > 1.2 * calm.loc[late, "demand"].sum()
+    assert drifted.loc[~late, "demand"].iloc[:200].sum() == pytest.approx(calm.loc[~late, "demand"].iloc[:200].sum(), rel=0.1)
+
+
+def test_defects_are_exactly_what_the_manifest_says(tables) -> None:  # type: ignore[no-untyped-def]
+    sales = tables[0]
+    bad, damage = corrupt(sales, 0.05, 1, list(CORRUPTION_KINDS))
+    c = damage["counts"]
+    assert damage["rows"] == 36 and sum(c.values()) == 36
+    assert len(bad) == len(sales) + c["duplicate"]
+    assert (bad["demand"] < 0).sum() == c["negative_demand"]
+    assert (bad["product_id"] >= 9_000).sum() == c["unknown_series"]
+    assert bad.duplicated(["series_id", "event_timestamp"]).sum() == c["duplicate"]
+
+
+def test_history_snapshot_never_shows_a_day_its_own_demand(tables) -> None:  # type: ignore[no-untyped-def]
+    sales = tables[0]
+    hist = demand_history(sales)
+    one = sales[sales["series_id"] == sales["series_id"].iloc[0]].sort_values("event_timestamp").reset_index(drop=True)
+    snap = hist[hist["series_id"] == one["series_id"].iloc[0]].set_index("event_timestamp")
+    day = one["event_timestamp"].iloc[20]
+    # the snapshot a forecast origin at `day` sees is stamped at `day`: it holds the day before as lag_1, never `day` itself
+    assert snap.loc[day, "lag_1"] == one["demand"].iloc[19] and snap.loc[day, "lag_7"] == one["demand"].iloc[13]
+    assert snap.loc[day, "mean_7"] == pytest.approx(one["demand"].iloc[13:20].mean(), abs=1e-4)
+    assert set(HISTORY_FEATURES) <= set(hist.columns)
+
+
+def test_plan_holds_the_next_days_including_after_the_window(world, tables) -> None:  # type: ignore[no-untyped-def]
+    sales, plan = tables
+    p = demand_plan(sales, plan, H)
+    sid = int(sales["series_id"].iloc[0])
+    both = pd.concat([sales, plan]).query("series_id == @sid").set_index("event_timestamp")["promo"]
+    last = p[(p["series_id"] == sid) & (p["event_timestamp"] == world.end)].iloc[0]  # the batch's origin
+    assert [last[f"promo_next_{h}"] for h in range(1, H + 1)] == both.loc[world.end:].iloc[:H].astype(float).tolist()
+    assert set(plan_features(H)) <= set(p.columns) and not p.isna().any().any()
+
+
+def test_kit_targets_stay_inside_the_frame_and_inputs_are_finite(frame) -> None:  # type: ignore[no-untyped-def]
+    kit = ForecastKit(H)
+    kit.fit(frame)
+    part = frame[frame["event_timestamp"] < frame["event_timestamp"].min() + pd.Timedelta(days=30)]
+    y = kit.labels(part)
+    a = kit.arrays(part)
+    # origins need a week of history and all 7 target days inside `part`: days 7..23 of 30, 12 series
+    assert y.shape == (12 * 17, H) and a["features"].shape == (12 * 17, len(kit.inputs)) and a["level"].shape == (12 * 17, 1)
+    assert np.isfinite(a["features"]).all() and (a["level"] >= 0.5).all()
+    one = part[part["series_id"] == part["series_id"].iloc[0]].sort_values("event_timestamp")
+    origin = one.iloc[10]
+    got = kit.labels(one)[10 - 7]
+    assert got.tolist() == one["demand"].iloc[10:17].tolist() and origin["lag_1"] == one["demand"].iloc[9]
+    # a series nobody has seen: no history at all still gives finite inputs (a flat forecast at the minimum level)
+    x = kit.feeds({"series_id": np.array([99]), "event_timestamp": np.array([pd.Timestamp("2026-02-01", tz="UTC")])})
+    assert np.isfinite(x["features"]).all() and x["level"].tolist() == [[0.5]]
+
+
+def test_backtest_beats_seasonal_naive_with_the_true_mean(world, frame) -> None:  # type: ignore[no-untyped-def]
+    """A forecaster that knows the level beats seasonal-naive on WAPE, and the metrics are the backtest's own."""
+    kit = ForecastKit(H)
+    cut = world.start + pd.Timedelta(days=45)
+    history, holdout = frame[frame["event_timestamp"] < cut], frame[frame["event_timestamp"] >= cut]
+    kit.fit(history)
+
+    def predict(rows: pd.DataFrame) -> Forecasts:
+        level = kit.feeds({c: rows[c].to_numpy() for c in rows.columns})["level"]
+        return Forecasts(np.repeat(level, H, axis=1).astype(np.float64), np.zeros(len(rows), dtype=bool))
+
+    wl = ForecastWorkload.__new__(ForecastWorkload)
+    m = ForecastWorkload.evaluate(wl, kit, predict, holdout, history)
+    assert m["origins"] == 12 * (15 - H + 1) and m["points"] == m["origins"] * H and m["series"] == 12
+    assert m["wape"] < m["wape_seasonal_naive"] == m["baselines"]["seasonal_naive"]["wape"]
+    assert m["wape_improvement_vs_seasonal_naive"] == pytest.approx(1 - m["wape"] / m["wape_seasonal_naive"])
+    assert len(m["wape_by_horizon"]) == H and 0 < m["mase"] < m["baselines"]["seasonal_naive"]["mase"]
+
+
+def test_request_contract() -> None:
+    kit = ForecastKit(H)
+    kit.state = {"horizon": H}
+    sig = kit.signature()
+    parsed = sig.parse_v1([{"store_id": 3, "product_id": 17}, {"store_id": "2", "product_id": 1.0}])
+    assert parsed.columns["series_id"].tolist() == [3 * SERIES_BASE + 17, 2 * SERIES_BASE + 1] and sig.entity_keys == ("series_id",)
+    for bad, msg in (([{"store_id": 1}], "missing field"), ([{"store_id": 1, "product_id": 2, "x": 1}], "unknown field"),
+                     ([{"store_id": 0, "product_id": 2}], "store_id must be between"),
+                     ([{"store_id": 1, "product_id": SERIES_BASE}], "product_id must be between"), ([], "empty")):
+        with pytest.raises(RequestError, match=msg):
+            sig.parse_v1(bad)
+    f = Forecasts(np.array([[1.0] * H, [2.0] * H]), np.array([True, False]))
+    ans = sig.respond(parsed, f, {"series_id": np.array([True, False])})
+    assert ans.predictions[0]["source"] == "precomputed" and ans.predictions[1]["source"] == "live"
+    assert ans.predictions[0]["total"] == pytest.approx(7.0) and ans.predictions[1]["series_known"] is False
+
+
+def test_live_requests_drift_to_new_products() -> None:
+    calm = live_requests(np.array([1, 2]), np.array([1, 2, 3]), 400, 0.0, 0, 1)
+    drifted = live_requests(np.array([1, 2]), np.array([1, 2, 3]), 400, 1.0, 0, 1)
+    assert all(r["product_id"] <= 3 for r in calm)
+    assert 0.35 < np.mean([r["product_id"] >= 9_000 for r in drifted]) < 0.65
+
+
+def test_prediction_log_takes_the_first_day_of_a_horizon() -> None:
+    """The core's prediction log reads one score per row; a forecast (n x H) logs its first day (a generic multi-output rule)."""
+    from kindml.serving.outcomes import PredictionRecorder
+
+    rec = PredictionRecorder.__new__(PredictionRecorder)
+    rec.task = "regression"
+    scores, labels = rec.scores_and_labels(Forecasts(np.array([[1.0, 2.0], [3.0, 4.0]]), np.zeros(2, dtype=bool)))
+    assert scores == [1.0, 3.0] and labels == [None, None]
+    assert rec.scores_and_labels(np.array([5.0, 6.0]))[0] == [5.0, 6.0]  # a one-output regression is unchanged
