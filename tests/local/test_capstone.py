@@ -23,12 +23,12 @@ def kindml(args: list[str], home: Path, timeout: int = 900) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("capstone")
+def home(fraud_runs: dict) -> Path:
+    return fraud_runs["home"]  # runs "corrupt" and "good" (tests/local/conftest.py)
 
 
-def test_corrupted_data_stops_at_validate(home: Path) -> None:
-    res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--run-id", "corrupt"], home)
+def test_corrupted_data_stops_at_validate(home: Path, fraud_runs: dict) -> None:
+    res = fraud_runs["corrupt"]
     assert res.returncode == 4, res.stderr
     assert "Traceback" not in res.stderr
     assert "data validation failed" in res.stderr and "--quarantine" in res.stderr
@@ -39,11 +39,8 @@ def test_corrupted_data_stops_at_validate(home: Path) -> None:
     assert report.is_file() and "expect_column_values_to_be_between" in report.read_text()
 
 
-def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path) -> None:
-    try:
-        res = kindml(["capstone", *SMALL, "--corrupt", "0.05", "--quarantine", "--quantize", "--run-id", "good", "-o", "json"], home)
-    finally:
-        kindml(["serve", "stop"], home)
+def test_capstone_with_quarantine_registers_serves_and_monitors(home: Path, fraud_runs: dict) -> None:
+    res = fraud_runs["good"]
     assert res.returncode == 0, res.stderr[-3000:]
     s = json.loads(res.stdout)
     assert s == json.loads((home / "runs" / "good" / "summary.json").read_text())

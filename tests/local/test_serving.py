@@ -57,17 +57,19 @@ def post(url: str, body: bytes | str | dict[str, Any], ctype: str | None = "appl
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    home = tmp_path_factory.mktemp("serving")
-    res = kindml(["capstone", *SMALL, "--run-id", "s"], home)
-    assert res.returncode == 0, res.stderr[-3000:]
+def server(fraud_runs: dict):  # type: ignore[no-untyped-def]
+    """The champion of the shared fraud run "good" (tests/local/conftest.py), served in the background."""
+    home = fraud_runs["home"]
+    assert fraud_runs["good"].returncode == 0, fraud_runs["good"].stderr[-3000:]
+    for f in (home / "serving").glob("predictions.db*"):  # a fresh prediction log: the run's monitor stage labelled its
+        f.unlink()                                         # concept-shifted traffic, which the clean-traffic test must not see
     res = kindml(["serve", "start", "-o", "json"], home, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     st = json.loads(res.stdout)
     import pandas as pd
 
-    summary = json.loads((home / "runs" / "s" / "summary.json").read_text())
-    tx = pd.read_parquet(next((home / "runs" / "s" / "kfp").rglob("clean/transactions.parquet")))
+    summary = json.loads((home / "runs" / "good" / "summary.json").read_text())
+    tx = pd.read_parquet(next((home / "runs" / "good" / "kfp").rglob("clean/transactions.parquet")))
     yield {"home": home, "url": st["url"], "model": st["model"], "version": st["version"], "model_dir": st["model_dir"], "tx": tx,
            "summary": summary}
     kindml(["serve", "stop"], home)
@@ -395,7 +397,7 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
             variants = {p["variant"] for p in preds}
             assert variants == ({"champion", "challenger"} if mode == "ab" else {"champion"}), variants
             assert all(p["model_version"] == (version if p["variant"] == "champion" else "99") for p in preds)
-            outcomes = [{"prediction_id": p["prediction_id"], "outcome": int(p["score"] < 0.5)} for p in preds]
+            outcomes = [{"prediction_id": p["prediction_id"], "outcome": int(p["score"] >= 0.5)} for p in preds]
             code, fb = post(f"{url}/v1/feedback", {"outcomes": outcomes})
             assert code == 200 and fb["joined"] == len(rows), fb
             plog = PredictionLog(log_path(serving))
