@@ -423,6 +423,22 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
     assert res.returncode != 0 and "no experiment to stop" in res.stderr and "hint:" in res.stderr
 
 
+def test_explain_route_attributes_the_served_score(server) -> None:  # type: ignore[no-untyped-def]
+    """KServe's :explain route on the predictor (kindml.explain, captum): the explained prediction is the served score;
+    a bad row is a 400 naming what is missing."""
+    url, model = server["url"], server["model"]
+    inst = instance(server["tx"].iloc[-3])
+    code, v1 = post(f"{url}/v1/models/{model}:predict", {"instances": [inst]})
+    assert code == 200, v1
+    code, body = post(f"{url}/v1/models/{model}:explain", {"instances": [inst]})
+    assert code == 200, body
+    [e] = body["explanations"]
+    assert e["target"] == "score" and abs(e["prediction"] - v1["predictions"][0]["score"]) < 1e-4
+    assert {"amount", "merchant_category", "channel"} <= set(e["attributions"])
+    code, body = post(f"{url}/v1/models/{model}:explain", {"instances": [{"account_id": 1}]})
+    assert code == 400 and "missing field" in body["error"], body
+
+
 def _watch_alerts(server, drift: float, seconds: float) -> tuple[list, list, list]:  # type: ignore[no-untyped-def]
     """A real Prometheus scraping the running predictor while loadgen sends traffic; returns (alerts, psi series, samples)."""
     from kindml.monitoring.prometheus import LocalPrometheus
