@@ -133,6 +133,10 @@ def make_experiment_predictor(champion: Any, challenger: Any, record: dict[str, 
                     problem = oip.datatype_problem(payload.inputs, sig.fields)
                     if problem:
                         raise RequestError(problem)
+                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs and o.name not in (PREDICTION_ID, "variant")]
+                    if unknown:
+                        raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are "
+                                           f"{', '.join([*sig.outputs, PREDICTION_ID, 'variant'])}")
                     parsed = sig.parse_v2(payload.inputs)
                     v2 = True
                 elif isinstance(payload, dict):
