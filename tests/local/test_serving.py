@@ -370,7 +370,6 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
     import shutil
 
     from kindml.experiments import live
-    from kindml.localproc import free_port
     from kindml.monitoring.feedback import log_path
     from kindml.monitoring.quality import PredictionLog
 
@@ -386,11 +385,8 @@ def test_experiment_routes_by_entity_logs_variants_and_counts_outcomes(server, t
                 "metric": {"name": "accuracy", "baseline": 0.9}, "mde": 0.05, "min_samples": 30}
         live.start(serving, spec, model=model, task="binary", threshold=0.5, champion={"version": version, "dir": server["model_dir"]},
                    challenger={"version": "99", "dir": str(chall)}, entity_field="account_id", started_by="test")
-        port = free_port("127.0.0.1")
-        url = f"http://127.0.0.1:{port}"
-        proc = _serve(server, port, 1, None)
+        proc, url = _start(server, 1, None, model)
         try:
-            _ready(url, model, proc)
             code, a = post(f"{url}/v1/models/{model}:predict", {"instances": rows})
             assert code == 200, a
             code, b = post(f"{url}/v1/models/{model}:predict", {"instances": rows[:40]})
@@ -535,18 +531,70 @@ def _serve(server, port: int, workers: int, multiproc: Path | None) -> subproces
                              "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=server["home"], start_new_session=True)
 
 
+def _port_of(proc: subprocess.Popen) -> int:
+    return int(proc.args[proc.args.index("--port") + 1])  # type: ignore[union-attr, index]
+
+
+def _listens(proc: subprocess.Popen, port: int) -> bool:
+    """The predictor we started (or one of its workers) holds the listening socket of ``port``.
+
+    A 200 on the port alone is not proof: if another server already listened there, ours exits with "port in use"
+    while the other answers — and the test would measure the wrong server."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    ours = {p.pid for p in family}
+    mine = False
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            mine |= any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in p.connections(kind="tcp"))
+    with contextlib.suppress(psutil.AccessDenied):  # and nobody else (SO_REUSEPORT would share the port's connections)
+        others = {c.pid for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+        assert not others - ours - {None}, f"port {port} is also held by process(es) {sorted(others - ours - {None})}"
+    return mine
+
+
+def _log_tail(server, workers: int) -> str:  # type: ignore[no-untyped-def]
+    f = server["home"] / f"predictor-{workers}w.log"
+    return f.read_text(errors="replace")[-2000:] if f.exists() else ""
+
+
 def _ready(url: str, model: str, proc: subprocess.Popen, timeout: float = 420) -> None:
     deadline = time.monotonic() + timeout
+    port = _port_of(proc)
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"predictor exited with {proc.returncode}"
         try:
             with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=2) as r:
-                if r.status == 200:
+                if r.status == 200 and _listens(proc, port):
                     return
         except OSError:
             pass
         time.sleep(1)
     raise AssertionError(f"{url} not ready within {timeout} s")
+
+
+def _start(server, workers: int, multiproc: Path | None, model: str) -> tuple[subprocess.Popen, str]:  # type: ignore[no-untyped-def]
+    """A predictor of ``server``'s bundle on a free port, ready and owning its socket; another port if that one was taken."""
+    from kindml.localproc import free_port
+
+    for _ in range(3):
+        proc = _serve(server, free_port("127.0.0.1"), workers, multiproc)
+        url = f"http://127.0.0.1:{_port_of(proc)}"
+        try:
+            _ready(url, model, proc)
+            return proc, url
+        except AssertionError as e:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            if "already in use" not in _log_tail(server, workers) and "also held by" not in str(e):
+                raise AssertionError(f"the {workers}-worker predictor did not come up ({e}):\n{_log_tail(server, workers)}") from None
+    raise AssertionError("no free port for the predictor after 3 tries")
 
 
 def _scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -564,16 +612,12 @@ def test_two_workers_report_what_one_worker_reports(server, tmp_path: Path) -> N
     worker answers the scrape — and both workers served requests."""
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from kindml.localproc import free_port
-
     multiproc = tmp_path / "multiproc"
-    procs = {1: _serve(server, free_port("127.0.0.1"), 1, None)}
-    time.sleep(1)
-    procs[2] = _serve(server, free_port("127.0.0.1"), 2, multiproc)
-    urls = {w: f"http://127.0.0.1:{p.args[p.args.index('--port') + 1]}" for w, p in procs.items()}
+    procs: dict[int, subprocess.Popen] = {}
+    urls: dict[int, str] = {}
     try:
-        for w, p in procs.items():
-            _ready(urls[w], server["model"], p)
+        for w in (1, 2):
+            procs[w], urls[w] = _start(server, w, multiproc if w > 1 else None, server["model"])
         rows = [instance(r) for _, r in server["tx"].iloc[-600:].iterrows()]
         bad = [{"account_id": 1}] * 40
 
