@@ -46,7 +46,7 @@ def make_experiment_predictor(champion: Any, challenger: Any, record: dict[str, 
     :func:`kindml.serving.predictor.make_predictor`, same workload) as the experiment ``record`` says."""
     import kserve
     from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+    from kserve.protocol.infer_type import InferOutput, InferResponse
 
     from kindml.experiments.assignment import assign_many
     from kindml.experiments.spec import parse_spec
@@ -129,23 +129,7 @@ def make_experiment_predictor(champion: Any, challenger: Any, record: dict[str, 
         async def predict(self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
             t0 = time.perf_counter()
             try:
-                if isinstance(payload, InferRequest):
-                    problem = oip.datatype_problem(payload.inputs, sig.fields)
-                    if problem:
-                        raise RequestError(problem)
-                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs and o.name not in (PREDICTION_ID, "variant")]
-                    if unknown:
-                        raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are "
-                                           f"{', '.join([*sig.outputs, PREDICTION_ID, 'variant'])}")
-                    parsed = sig.parse_v2(payload.inputs)
-                    v2 = True
-                elif isinstance(payload, dict):
-                    if "instances" not in payload:
-                        raise RequestError(f'the body needs "instances": [{{...{sig.row_name}...}}, ...] (v1) — or use /v2/models/<name>/infer')
-                    parsed = sig.parse_v1(payload["instances"])
-                    v2 = False
-                else:
-                    raise RequestError("the body must be a JSON object")
+                parsed, v2 = oip.parse_request(payload, sig, (PREDICTION_ID, "variant"))
                 if key not in parsed.columns:
                     raise RequestError(f"every {sig.row_name} needs {key!r}: an experiment assigns by it")
                 entities = np.asarray(parsed.columns[key])

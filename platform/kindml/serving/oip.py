@@ -152,3 +152,31 @@ def datatype_problem(inputs: Iterable[Any], fields: Mapping[str, str]) -> str | 
             return (f"input {name!r} has datatype {dtype}; the model expects {want}"
                     f"{' (any numeric datatype)' if want in NUMERIC else ''} — see GET /v2/models/<name> for every input")
     return None
+
+
+def parse_request(payload: Any, sig: Any, extra_outputs: Iterable[str] = ()) -> tuple[Any, bool]:
+    """A predict request (v2 ``InferRequest`` or v1 ``{"instances": [...]}``) parsed by the workload's signature → (Parsed, is_v2).
+
+    One front door for every predictor (plain and experiment), so both accept and refuse the same requests:
+    input datatypes against the metadata, requested outputs against the model's outputs plus ``extra_outputs``
+    (what the predictor adds, e.g. ``prediction_id``), then the signature's own validation. Raises
+    :class:`~kindml.serving.signature.RequestError` (a 400) naming what is wrong.
+    """
+    from kserve.protocol.infer_type import InferRequest
+
+    from kindml.serving.signature import RequestError
+
+    if isinstance(payload, InferRequest):
+        problem = datatype_problem(payload.inputs, sig.fields)
+        if problem:
+            raise RequestError(problem)
+        known = [*sig.outputs, *extra_outputs]
+        unknown = [o.name for o in payload.request_outputs or [] if o.name not in known]
+        if unknown:
+            raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are {', '.join(known)}")
+        return sig.parse_v2(payload.inputs), True
+    if isinstance(payload, dict):
+        if "instances" not in payload:
+            raise RequestError(f'the body needs "instances": [{{...{sig.row_name}...}}, ...] (v1) — or use /v2/models/<name>/infer')
+        return sig.parse_v1(payload["instances"]), False
+    raise RequestError("the body must be a JSON object")

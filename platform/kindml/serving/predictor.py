@@ -86,7 +86,7 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
     """
     import kserve
     from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+    from kserve.protocol.infer_type import InferOutput, InferResponse
 
     from kindml.model.export import onnx_session, run_onnx
     from kindml.monitoring import metrics as mm
@@ -192,22 +192,7 @@ def make_predictor(bundle: ModelBundle, kit: Any, features: Any | None, monitor:
         async def predict(self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
             t0 = time.perf_counter()
             try:
-                if isinstance(payload, InferRequest):
-                    problem = oip.datatype_problem(payload.inputs, sig.fields)
-                    if problem:
-                        raise RequestError(problem)
-                    unknown = [o.name for o in payload.request_outputs or [] if o.name not in sig.outputs and o.name != PREDICTION_ID]
-                    if unknown:
-                        raise RequestError(f"requested output(s) {', '.join(map(repr, unknown))} unknown; the model's outputs are {', '.join(sig.outputs)}")
-                    parsed = sig.parse_v2(payload.inputs)
-                    v2 = True
-                elif isinstance(payload, dict):
-                    if "instances" not in payload:
-                        raise RequestError(f'the body needs "instances": [{{...{sig.row_name}...}}, ...] (v1) — or use /v2/models/<name>/infer')
-                    parsed = sig.parse_v1(payload["instances"])
-                    v2 = False
-                else:
-                    raise RequestError("the body must be a JSON object")
+                parsed, v2 = oip.parse_request(payload, sig, (PREDICTION_ID,))
                 probs, known, degraded = self.score(parsed)
                 answer = sig.respond(parsed, probs, known)
             except RequestError as exc:

@@ -162,3 +162,32 @@ def test_datatype_fit() -> None:
     p = datatype_problem([InferInput("text", [1], "INT64")], fields)
     assert p is not None and "expects BYTES" in p
     assert datatype_problem([InferInput("flag", [1], "INT8")], fields) is not None
+
+
+def test_parse_request_is_one_front_door_for_v1_and_v2() -> None:
+    """`parse_request` (both predictors' entry): a v1 body and the same rows as a v2 InferRequest parse alike; wrong
+    datatypes, unknown requested outputs, a body without instances and a non-object are RequestErrors naming the fix."""
+    from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
+
+    from kindml.pipelines.text.serving import TextSignature
+    from kindml.serving.oip import parse_request
+    from kindml.serving.signature import RequestError
+
+    sig = TextSignature(kit=None)
+    v1, is_v2 = parse_request({"instances": [{"text": TEXT, "customer_id": 7}]}, sig)
+    assert not is_v2 and v1.n == 1
+    text = InferInput("text", [1], "BYTES", [TEXT])
+    cust = InferInput("customer_id", [1], "INT64", [7])
+    v2, is_v2 = parse_request(InferRequest(model_name="m", infer_inputs=[text, cust]), sig, ("prediction_id",))
+    assert is_v2 and v2.n == 1
+    assert {k: list(map(str, v)) for k, v in v2.columns.items()} == {k: list(map(str, v)) for k, v in v1.columns.items()}
+    ok = InferRequest(model_name="m", infer_inputs=[text], request_outputs=[RequestedOutput("prediction_id")])
+    assert parse_request(ok, sig, ("prediction_id",))[0].n == 1
+    with pytest.raises(RequestError, match="'nope' unknown; the model's outputs are intent, confidence, customer_known, prediction_id"):
+        parse_request(InferRequest(model_name="m", infer_inputs=[text], request_outputs=[RequestedOutput("nope")]), sig, ("prediction_id",))
+    with pytest.raises(RequestError, match="customer_id"):
+        parse_request(InferRequest(model_name="m", infer_inputs=[text, InferInput("customer_id", [1], "BYTES", ["7"])]), sig)
+    with pytest.raises(RequestError, match='needs "instances"'):
+        parse_request({"inputs": []}, sig)
+    with pytest.raises(RequestError, match="JSON object"):
+        parse_request([1, 2], sig)
