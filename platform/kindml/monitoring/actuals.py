@@ -257,6 +257,33 @@ def forecast_models(workspace_root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob(f"v*/{LAYOUT_FILE}"))) if base.is_dir() else []
 
 
+def resolve_version(workspace_root: Path, tracking_uri: str, model_ref: str | None, champion_alias: str = "champion") -> tuple[str, str]:
+    """(model, version) whose batch forecasts the actuals join to: ``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` (a bare
+    name is its champion, the version the batch stage scored with and the predictor serves); without a reference the one
+    model with forecasts in the workspace."""
+    from kindml import registry
+
+    if model_ref is None:
+        models = forecast_models(workspace_root)
+        if not models:
+            raise ActualsError(f"no batch forecasts in the workspace ({Path(workspace_root) / 'batch'})",
+                               "Run a forecasting pipeline with the batch stage first (e.g. `kindml capstone forecast`).")
+        if len(models) > 1:
+            raise ActualsError(f"batch forecasts of several models: {', '.join(models)}", "Choose one with --model NAME.")
+        model_ref = models[0]
+    name, version, alias = registry.parse_model_ref(model_ref, champion_alias)
+    if version is not None:
+        return name, version
+    if not registry.store_exists(tracking_uri):
+        raise ActualsError(f"no model registry at {tracking_uri}: cannot tell which version is {name}@{alias}",
+                           "Pass the version explicitly: --model NAME@VERSION.")
+    ref = registry.resolve(tracking_uri, name, alias=alias)
+    if ref is None:
+        raise ActualsError(f"model {name} has no version with the alias {alias!r}",
+                           "See `kindml models list`; pass --model NAME@VERSION for a version that ran the batch stage.")
+    return name, ref.version
+
+
 def ingest_actuals(log: Any, model: str, version: str, forecasts: pd.DataFrame, horizon: Horizon, actuals: pd.DataFrame,
                    top: int = DEFAULT_TOP) -> dict[str, Any]:
     """Check, join, log: the whole ingest of one actuals table for one version (what the CLI and the monitor stage call)."""

@@ -4,6 +4,7 @@ the prediction log, the realised WAPE of the QualityCollector, the bounded per-s
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,50 @@ def test_a_regression_predictor_exports_the_series_errors_of_its_log(tmp_path: P
     assert REGISTRY.get_sample_value("kindml_series_with_actuals", {"model": "fc-served", "version": "4"}) == 2
     assert REGISTRY.get_sample_value("kindml_series_above_reference", {"model": "fc-served", "version": "4", "metric": "wape"}) == 0.5
     assert REGISTRY.get_sample_value("kindml_series_error", {"model": "fc-served", "version": "4", "series": "2", "metric": "wape"}) == 1.0
+
+
+def _kindml(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "kindml", *args], capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_cli_generates_and_ingests_actuals_idempotently_and_refuses_bad_files(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    import json
+
+    r = _kindml(["data", "generate", "--pipeline", "forecast", "--actuals", "--shift", "1", "--days", "30", "--format", "csv",
+                 "--out", str(tmp_path / "d"), "-o", "json"], cli_env)
+    assert r.returncode == 0, r.stderr
+    path = Path(json.loads(r.stdout)["files"][0])
+    act = pd.read_csv(path)
+    assert path.name == "actuals.csv" and len(act) == 500 * 7 and {"series_id", "event_timestamp", "demand"} <= set(act.columns)
+    # the champion's batch forecasts as the batch stage keeps them (a flat 10 a day for every series)
+    origin = pd.to_datetime(act["event_timestamp"], utc=True).min()
+    series = np.sort(act["series_id"].unique())
+    save_forecasts(Path(cli_env["KINDML_HOME"]), "demand-forecaster", "1",
+                   pd.DataFrame({"series_id": series, "event_timestamp": origin, "forecast": [[10.0] * 7] * len(series)}), H, {})
+    extra = pd.DataFrame({"series_id": [999_999], "event_timestamp": [act["event_timestamp"].iloc[0]], "demand": [4.0]})
+    pd.concat([act, extra]).to_csv(tmp_path / "a.csv", index=False)
+    r = _kindml(["feedback", "actuals", str(tmp_path / "a.csv"), "--model", "demand-forecaster@1", "-o", "json"], cli_env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["matched"] == 3500 and out["joined"] == 3500 and out["unknown_series"] == 1 and out["unknown_examples"] == ["999999"]
+    expected = float(np.abs(act["demand"] - 10.0).sum() / act["demand"].sum())
+    assert out["realised"]["wape"] == pytest.approx(expected, abs=1e-4) and len(out["worst_series"]) == 10
+    log = PredictionLog(Path(cli_env["KINDML_HOME"]) / "serving" / "predictions.db")
+    assert log.counts() == {"predictions": 3500, "labelled": 3500}
+    r = _kindml(["feedback", "actuals", str(tmp_path / "a.csv"), "--model", "demand-forecaster@1"], cli_env)  # again: nothing new
+    assert r.returncode == 0 and "0 new, 3500 already ingested" in r.stdout and "1 series without a forecast" in r.stdout
+    assert log.counts() == {"predictions": 3500, "labelled": 3500}
+    act.assign(demand=lambda d: -d["demand"]).to_csv(tmp_path / "neg.csv", index=False)
+    act.drop(columns=["demand"]).to_csv(tmp_path / "nocol.csv", index=False)
+    act.assign(event_timestamp="2001-01-01").iloc[:5].to_csv(tmp_path / "old.csv", index=False)
+    for file, model, message in (("neg.csv", "demand-forecaster@1", "negative demand"), ("nocol.csv", "demand-forecaster@1", "lack the column"),
+                                 ("old.csv", "demand-forecaster@1", "0 of 5 actuals matched"),
+                                 ("a.csv", "demand-forecaster@7", "no batch forecasts of demand-forecaster v7"),
+                                 ("a.csv", None, "NAME@VERSION"), ("missing.csv", "demand-forecaster@1", "no actuals file")):
+        r = _kindml(["feedback", "actuals", str(tmp_path / file), *(["--model", model] if model else [])], cli_env)
+        assert r.returncode != 0 and message in r.stderr and "hint:" in r.stderr and "Traceback" not in r.stderr + r.stdout, (file, r.stderr)
+    assert log.counts() == {"predictions": 3500, "labelled": 3500}
+    r = _kindml(["data", "generate", "--pipeline", "forecast", "--actuals", "--shift", "2", "--out", str(tmp_path / "e")], cli_env)
+    assert r.returncode != 0 and "--shift 2.0 is out of range" in r.stderr
