@@ -203,3 +203,27 @@ def test_cli_generates_and_ingests_actuals_idempotently_and_refuses_bad_files(tm
     assert log.counts() == {"predictions": 3500, "labelled": 3500}
     r = _kindml(["data", "generate", "--pipeline", "forecast", "--actuals", "--shift", "2", "--out", str(tmp_path / "e")], cli_env)
     assert r.returncode != 0 and "--shift 2.0 is out of range" in r.stderr
+
+
+def test_monitor_stage_ingests_generated_actuals_of_the_served_version(tmp_path: Path) -> None:
+    from kindml.errors import UsageError
+    from kindml.stages.monitor import ingest_generated_actuals
+    from kindml.workspace import Workspace
+
+    class WithActuals:
+        def actuals(self, shift: float) -> pd.DataFrame:
+            return actuals().assign(demand=lambda d: d["demand"] * (1 + shift))
+
+    class WithoutActuals:
+        def actuals(self, shift: float) -> pd.DataFrame:
+            raise UsageError("no actuals", "-")
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    dep = {"model": "fc", "version": "5"}
+    assert ingest_generated_actuals(WithoutActuals(), ws, dep, 1.0) is None  # type: ignore[arg-type]
+    assert "no batch forecasts of fc v5" in ingest_generated_actuals(WithActuals(), ws, dep, 1.0)["note"]  # type: ignore[arg-type,index]
+    save_forecasts(ws.root, "fc", "5", forecasts(), H, {})
+    got = ingest_generated_actuals(WithActuals(), ws, dep, 1.0)  # type: ignore[arg-type]
+    assert got is not None and got["shift"] == 1.0 and got["joined"] == 5 and got["unknown_series"] == 1
+    assert got["realised"]["wape"] == pytest.approx((14 + 20 + 18 + 5 + 15) / 132, abs=1e-5)  # actuals doubled: 24, 40, 48 and 0, 20
+    assert PredictionLog(ws.serving / "predictions.db").counts() == {"predictions": 5, "labelled": 5}
