@@ -334,24 +334,13 @@ class SeriesErrorCollector:
             GaugeMetricFamily(SERIES_COUNT, "Series with joined actuals.", labels=["model", "version"]),
         )
 
-    def rows(self, model: str, version: str) -> pd.DataFrame:
-        """The version's newest ``window`` joined actual points (entity, forecast, actual)."""
-        with self.log._conn() as c:
-            got = c.execute("SELECT entity, score, outcome FROM predictions WHERE model = ? AND version = ? AND id LIKE ? "
-                            "AND outcome IS NOT NULL AND entity IS NOT NULL ORDER BY outcome_ts DESC LIMIT ?",
-                            (model, version, ID_PREFIX + "%", self.window)).fetchall()
-        frame = pd.DataFrame(got, columns=["entity", "forecast", "actual"])
-        frame["forecast"] = pd.to_numeric(frame["forecast"], errors="coerce")
-        frame["actual"] = pd.to_numeric(frame["actual"], errors="coerce")
-        return frame.dropna()
-
     def collect(self) -> Iterator[Any]:
         error, above, count = self._families()
-        with self.log._conn() as c:
-            versions = c.execute("SELECT DISTINCT model, version FROM predictions WHERE id LIKE ? AND outcome IS NOT NULL",
-                                 (ID_PREFIX + "%",)).fetchall()
-        for model, version in sorted(versions):
-            per = series_errors(self.rows(model, version))
+        for (model, version), points in sorted(self.log.labelled_points(ID_PREFIX, self.window).items()):
+            frame = pd.DataFrame(points, columns=["entity", "forecast", "actual"])
+            frame["forecast"] = pd.to_numeric(frame["forecast"], errors="coerce")
+            frame["actual"] = pd.to_numeric(frame["actual"], errors="coerce")
+            per = series_errors(frame.dropna())
             if per.empty:
                 continue
             count.add_metric([model, version], float(len(per)))
