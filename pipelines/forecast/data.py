@@ -151,9 +151,11 @@ def generate(world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 SHOCK_SHARE = 0.5
-"""Share of series whose level jumps in the actuals (:func:`actuals` with ``shift`` > 0)."""
-SHOCK_LEVEL = 0.8
-"""Their demand is multiplied by ``1 + SHOCK_LEVEL * shift`` (+80 % at shift 1)."""
+"""Share of series whose level breaks in the actuals (:func:`actuals` with ``shift`` > 0)."""
+SHOCK_LEVEL = -0.8
+"""Their demand is multiplied by ``1 + SHOCK_LEVEL * shift`` (down to 20 % at shift 1: a competitor opened next door,
+the product was moved off the shelf). A fall, not a rise: a rise of the level raises the error less than the actuals,
+so the WAPE would barely move."""
 
 
 def actuals(world: World, shift: float = 0.0) -> pd.DataFrame:
@@ -168,7 +170,7 @@ def actuals(world: World, shift: float = 0.0) -> pd.DataFrame:
     d = _drawn(world)
     fut = d[d["day"] >= world.days].sort_values(["event_timestamp", "series_id"], kind="stable").reset_index(drop=True)
     ids = np.sort(world.series)
-    shocked = ids[np.random.default_rng([world.seed, 17]).random(len(ids)) < SHOCK_SHARE]
+    shocked = np.random.default_rng([world.seed, 17]).permutation(ids)[: int(round(SHOCK_SHARE * len(ids)))]
     factor = np.where(np.isin(fut["series_id"].to_numpy(), shocked), 1.0 + SHOCK_LEVEL * shift, 1.0)
     return pd.DataFrame({"series_id": fut["series_id"].to_numpy(np.int64), "store_id": fut["store_id"].to_numpy(np.int64),
                          "product_id": fut["product_id"].to_numpy(np.int64), "event_timestamp": fut["event_timestamp"].to_numpy(),

@@ -78,10 +78,10 @@ def test_actuals_are_the_plan_days_of_the_same_world_and_shift_is_a_seeded_level
     pd.testing.assert_frame_equal(base, actuals(world, 0.0))
     assert (shifted[["series_id", "event_timestamp"]] == base[["series_id", "event_timestamp"]]).all().all()
     ratio = (shifted.groupby("series_id")["demand"].sum() / base.groupby("series_id")["demand"].sum())
-    hit = ratio[ratio > 1.0].index
-    assert 0 < len(hit) < 12 and np.allclose(ratio[hit], 1.0 + SHOCK_LEVEL, atol=0.06) and (ratio.drop(hit) == 1.0).all()
+    hit = ratio[ratio < 1.0].index
+    assert len(hit) == 6 and np.allclose(ratio[hit], 1.0 + SHOCK_LEVEL, atol=0.06) and (ratio.drop(hit) == 1.0).all()  # half the series
     half = actuals(world, 0.5).groupby("series_id")["demand"].sum() / base.groupby("series_id")["demand"].sum()
-    assert set(half[half > 1.0].index) == set(hit)
+    assert set(half[half < 1.0].index) == set(hit) and np.allclose(half[hit], 1.0 + SHOCK_LEVEL / 2, atol=0.06)
     with pytest.raises(ValueError, match="shift"):
         actuals(world, 1.5)
 
