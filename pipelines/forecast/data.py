@@ -128,20 +128,53 @@ def _daily(world: World) -> pd.DataFrame:
     })
 
 
-def generate(world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(sales, plan)``: demand drawn for every series and day of the window; the covariates of the ``horizon`` days after it."""
+def _drawn(world: World) -> pd.DataFrame:
+    """:func:`_daily` with ``series_id`` and the demand drawn for every day, the ``horizon`` days after the window included."""
     rng = np.random.default_rng([world.seed, 11])
     d = _daily(world)
     d.insert(0, "series_id", series_id(d["store_id"], d["product_id"]))
     dispersion = 8.0  # negative binomial: variance = mean + mean^2 / 8
     lam = rng.gamma(dispersion, d["mean"].to_numpy() / dispersion)
     d["demand"] = rng.poisson(lam).astype(np.float64)
+    return d
+
+
+def generate(world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(sales, plan)``: demand drawn for every series and day of the window; the covariates of the ``horizon`` days after it."""
+    d = _drawn(world)
     cols = ["series_id", "store_id", "product_id", "promo", "holiday", "temperature", "event_timestamp"]
     past = d[d["day"] < world.days].sort_values(["event_timestamp", "series_id"], kind="stable").reset_index(drop=True)
     sales = past[["series_id", "store_id", "product_id", "demand", *cols[3:]]].copy()
     sales.insert(0, "sale_id", np.arange(1, len(sales) + 1, dtype=np.int64))
     plan = d[d["day"] >= world.days].sort_values(["event_timestamp", "series_id"], kind="stable")[cols].reset_index(drop=True)
     return sales, plan
+
+
+SHOCK_SHARE = 0.5
+"""Share of series whose level breaks in the actuals (:func:`actuals` with ``shift`` > 0)."""
+SHOCK_LEVEL = -0.8
+"""Their demand is multiplied by ``1 + SHOCK_LEVEL * shift`` (down to 20 % at shift 1: a competitor opened next door,
+the product was moved off the shelf). A fall, not a rise: a rise of the level raises the error less than the actuals,
+so the WAPE would barely move."""
+
+
+def actuals(world: World, shift: float = 0.0) -> pd.DataFrame:
+    """The realised demand of the ``horizon`` days after the window (the days the plan covers and the batch stage
+    forecasts): the same draw of the same world as :func:`generate`, so at ``shift`` 0 it is what the model was trained
+    to forecast. ``shift`` (0..1) is a level shock the inputs do not show (a competitor closed, a product went viral):
+    a seeded :data:`SHOCK_SHARE` of the series sell ``1 + SHOCK_LEVEL * shift`` times as much (rounded to units).
+    Columns ``series_id``, ``store_id``, ``product_id``, ``event_timestamp`` (midnight starting the day), ``demand``;
+    seeded and deterministic (the same series are shocked for every ``shift``)."""
+    if not 0.0 <= shift <= 1.0:
+        raise ValueError(f"shift must be in [0, 1], got {shift}")
+    d = _drawn(world)
+    fut = d[d["day"] >= world.days].sort_values(["event_timestamp", "series_id"], kind="stable").reset_index(drop=True)
+    ids = np.sort(world.series)
+    shocked = np.random.default_rng([world.seed, 17]).permutation(ids)[: int(round(SHOCK_SHARE * len(ids)))]
+    factor = np.where(np.isin(fut["series_id"].to_numpy(), shocked), 1.0 + SHOCK_LEVEL * shift, 1.0)
+    return pd.DataFrame({"series_id": fut["series_id"].to_numpy(np.int64), "store_id": fut["store_id"].to_numpy(np.int64),
+                         "product_id": fut["product_id"].to_numpy(np.int64), "event_timestamp": fut["event_timestamp"].to_numpy(),
+                         "demand": np.round(fut["demand"].to_numpy(np.float64) * factor)})
 
 
 def corrupt(sales: pd.DataFrame, rate: float, seed: int, kinds: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -24,6 +24,7 @@ from kindml.workload.contract import (
     BatchSpec,
     FeatureRepo,
     FeatureSink,
+    Horizon,
     Ingested,
     Suite,
     Window,
@@ -218,7 +219,11 @@ class ForecastWorkload(Workload):
         rows = pd.DataFrame({"series_id": series, "event_timestamp": window.end, "batch_row_id": np.arange(len(series), dtype=np.int64)})
         return BatchSpec(rows=rows, row_id="batch_row_id", feature_service=FEATURE_SERVICE,
                          sink=FeatureSink(forecast_objects(data_dir, self.options.horizon), FORECAST_VIEW, FORECAST_TABLE),
-                         batch_size=1024, what="series")
+                         batch_size=1024, what="series", horizon=self.horizon())
+
+    def horizon(self) -> Horizon:
+        """A batch row's ``forecast`` holds the demand of the H days from its origin (``event_timestamp``) on."""
+        return Horizon(keys=("series_id",), value=self.label, forecast="forecast", origin="event_timestamp", step_seconds=86_400)
 
     def batch_output(self, kit: Any, rows: pd.DataFrame, outputs: list[Any]) -> pd.DataFrame:
         values = np.round(np.asarray(outputs[0], dtype=np.float64), 4)
@@ -229,6 +234,13 @@ class ForecastWorkload(Workload):
             "forecast": [v.tolist() for v in values],
             "forecast_origin": (ts.to_numpy(dtype="datetime64[ns]").astype(np.int64) / DAY_NS).astype(np.float64),
         })
+
+    def actuals(self, shift: float = 0.0) -> pd.DataFrame:
+        """The realised demand of the H days the batch stage forecast (the day after the window on); ``shift`` (0..1):
+        a level shock on a seeded half of the series that the inputs do not show (:func:`~kindml.pipelines.forecast.data.actuals`)."""
+        from kindml.pipelines.forecast.data import actuals
+
+        return actuals(self.world(), shift)
 
     # --- live traffic ---------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """The forecasting capstone end to end on small generated data: GE quarantine of bad sales rows, Feast history and plan
 snapshots, a global MLP with Ray Tune + Train, a backtest against seasonal-naive gated on WAPE, ONNX, the registry, Ray Data
 batch forecasts for every series written back to Feast, and the KServe predictor answering from them (v1, v2) with live
-forecasts for series without a row, and 400s for bad input.
+forecasts for series without a row, and 400s for bad input; the actuals of the horizon (level-shocked by
+data.concept_shift) ingested after the traffic, the realised WAPE exported and KindmlErrorDegraded fired.
 
-One pipeline run (24 series x 70 days; about 4-5 minutes on a busy 2-core machine) serves every test of this module."""
+One pipeline run (30 series x 70 days; about 4-5 minutes on a busy 2-core machine) serves every test of this module.
+30 series: their 210 actual points fill the realised-quality window (200 labelled outcomes)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.local
 
 H = 7
 SMALL = ["--param", "days=70", "--param", "epochs=3", "--param", "tune_trials=1", "--set", "train.tune_epochs=1", "--set", "train.batch_size=128",
-         "--set", "workloads.forecast.stores=4", "--set", "workloads.forecast.products=6"]
+         "--set", "workloads.forecast.stores=5", "--set", "workloads.forecast.products=6"]
 
 
 def kindml(args: list[str], home: Path, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
@@ -68,7 +70,7 @@ def test_summary_quarantine_backtest_gate_and_batch(run) -> None:  # type: ignor
     assert reasons["expect_compound_columns_to_be_unique:series_id+event_timestamp"] == 2 * damage["counts"]["duplicate"]
     assert reasons["expect_column_values_to_be_between:demand"] == damage["counts"]["negative_demand"]
     m = s["metrics"]
-    assert s["gate"]["metric"] == "wape" and s["gate"]["promote"] and m["horizon"] == H and 20 <= m["series"] <= 24
+    assert s["gate"]["metric"] == "wape" and s["gate"]["promote"] and m["horizon"] == H and 25 <= m["series"] <= 30
     naive = s["baselines"]["seasonal_naive"]
     assert m["wape"] < naive["wape"] and m["mase"] < naive["mase"]  # the model beats seasonal-naive on the same backtest
     metrics = json.loads(_artifact(run, "evaluation/metrics.json").read_text())
@@ -76,7 +78,7 @@ def test_summary_quarantine_backtest_gate_and_batch(run) -> None:  # type: ignor
     b = s["batch"]
     assert b["engine"] == "ray_data" and b["what"] == "series" and b["feast_view"] == "series_forecasts"
     clean = pd.read_parquet(_artifact(run, "validate/clean/sales.parquet"), columns=["series_id"])["series_id"].nunique()
-    assert b["rows"] == clean == 24  # every series once (an unknown series' rows were quarantined)
+    assert b["rows"] == clean == 30  # every series once (an unknown series' rows were quarantined)
     assert s["serving"]["requests"] > 0 and s["serving"]["errors"] == 0
 
 
@@ -100,7 +102,7 @@ def test_batch_wrote_parquet_and_feast(run) -> None:  # type: ignore[no-untyped-
     import pandas as pd
 
     pred = pd.read_parquet(_artifact(run, "scores/predictions.parquet"))
-    assert pred["series_id"].is_unique and len(pred) == 24 and (pred["forecast"].map(len) == H).all()
+    assert pred["series_id"].is_unique and len(pred) == 30 and (pred["forecast"].map(len) == H).all()
     assert all(min(f) >= 0 for f in pred["forecast"])
     ingest = json.loads(_artifact(run, "raw/ingest.json").read_text())
     assert (pd.to_datetime(pred["event_timestamp"], utc=True) == pd.Timestamp(ingest["window_end"])).all()  # the origin: the day after the window
@@ -140,3 +142,39 @@ def test_bad_input_is_a_400_and_the_server_survives(run, body: dict, needle: str
     code, answer = post(f"{d['url']}/v1/models/{d['model']}:predict", body)
     assert code == 400 and needle in json.dumps(answer), answer
     assert post(f"{d['url']}/v1/models/{d['model']}:predict", {"instances": [{"store_id": 2, "product_id": 3}]})[0] == 200
+
+
+def test_actuals_arrive_later_realised_wape_is_exported_and_the_error_alert_fires(run) -> None:  # type: ignore[no-untyped-def]
+    """The monitor stage ingested the actuals of the 7 forecast days (half the series level-shocked by concept_shift 1.0):
+    the predictor exported the realised WAPE next to the holdout WAPE and the worst series; KindmlErrorDegraded fired."""
+    s = run["summary"]
+    q = s["quality"]
+    a = q["actuals"]
+    assert a["shift"] == 1.0 and a["model"] == s["deployment"]["model"] and a["rows"] == a["matched"] == 30 * H
+    assert a["unknown_series"] == 0 and a["outside_horizon"] == 0 and a["series"] == 30 and q["feedback"]["actuals"] is True
+    assert q["feedback"]["joined"] + q["feedback"]["duplicate"] == 30 * H
+    assert q["reference"]["wape"] == pytest.approx(s["metrics"]["wape"], abs=1e-3)
+    assert q["realised"]["champion:wape"] > 1.25 * q["reference"]["wape"], q
+    assert q["quality_alert_fired"] is True
+    fired = [f for f in s["drift"]["alerts_fired"] if f["alertname"] == "KindmlErrorDegraded"]
+    assert fired and fired[0]["labels"]["metric"] == "wape" and fired[0]["labels"]["variant"] == "champion"
+    # the predictor's /metrics: the worst series (bounded) and the share of series above the holdout WAPE
+    with urllib.request.urlopen(f"{s['deployment']['url']}/metrics", timeout=20) as r:
+        text = r.read().decode()
+    worst = [ln for ln in text.splitlines() if ln.startswith("kindml_series_error{") and 'metric="wape"' in ln]
+    assert 0 < len(worst) <= 10 and any(ln.startswith("kindml_series_above_reference{") and 'metric="wape"' in ln for ln in text.splitlines())
+    # the CLI: the same actuals again change nothing; a file with a negative value is refused with a hint
+    import pandas as pd
+
+    (run["home"] / "small.yaml").write_text("workloads:\n  forecast:\n    stores: 5\n    products: 6\n")  # the run's world
+    res = kindml(["--config", str(run["home"] / "small.yaml"), "data", "generate", "--pipeline", "forecast", "--days", "70", "--actuals",
+                  "--shift", "1", "--out", str(run["home"] / "act")], run["home"])
+    assert res.returncode == 0, res.stderr
+    res = kindml(["feedback", "actuals", str(run["home"] / "act" / "actuals.parquet"), "-o", "json"], run["home"])
+    assert res.returncode == 0, res.stderr
+    again = json.loads(res.stdout)
+    assert again["joined"] == 0 and again["duplicate"] == 30 * H and again["realised"]["wape"] == pytest.approx(a["realised"]["wape"])
+    bad = pd.read_parquet(run["home"] / "act" / "actuals.parquet").assign(demand=-1.0)
+    bad.to_csv(run["home"] / "act" / "bad.csv", index=False)
+    res = kindml(["feedback", "actuals", str(run["home"] / "act" / "bad.csv")], run["home"])
+    assert res.returncode != 0 and "negative demand" in res.stderr and "Traceback" not in res.stderr

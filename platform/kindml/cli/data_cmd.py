@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, help="Random seed."),
         drift: float = typer.Option(0.0, help="Drift severity 0..3 for --live events (0: the training distribution)."),
         live: bool = typer.Option(False, help="Generate 'live' events after the history window instead of the history."),
+        actuals: bool = typer.Option(False, "--actuals", help="Write the actuals of the forecast horizon after the window "
+                                     "(forecasting workloads) to OUT/actuals.<format>, for `kindml feedback actuals`."),
+        shift: float = typer.Option(0.0, "--shift", help="With --actuals: 0..1, a change of the actuals the inputs do not show "
+                                    "(the realised error rises)."),
         corrupt: float = typer.Option(0.0, help="Share of event rows to damage (the workload's defect kinds)."),
         fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
         output: Output = OUTPUT_OPTION,
@@ -46,6 +50,14 @@ def register(app: typer.Typer) -> None:
         if not 0.0 <= drift <= 3.0:
             raise UsageError(f"--drift {drift} is out of range", "Use a value between 0 (no drift) and 3 (extreme).")
         wl = _workload(pipeline, {"data.rows": rows, "data.days": days, "data.seed": seed})
+        if actuals:
+            if not 0.0 <= shift <= 1.0:
+                raise UsageError(f"--shift {shift} is out of range", "Use a value between 0 (as forecastable) and 1 (a strong level shock).")
+            frame = wl.actuals(shift)
+            path = write_table(frame, out / f"actuals.{fmt}")
+            emit({"out": str(out), "workload": wl.name, "files": [str(path)], "rows": len(frame), "shift": shift}, output,
+                 f"wrote {len(frame)} actuals to {path}")
+            return
         tables = dict(wl.generate().tables)
         if live:
             tables[wl.event_table] = wl.live(wl.cfg.data.rows, drift, stream=1)

@@ -192,6 +192,20 @@ class PredictionLog:
         scores = np.array([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
         return scores, [r[1] for r in rows], [r[2] for r in rows]
 
+    def labelled_points(self, id_prefix: str, n: int) -> dict[tuple[str, str], list[tuple[str, float | None, str]]]:
+        """(model, version) → its newest ``n`` labelled predictions whose id starts with ``id_prefix`` and that name an
+        entity: (entity, score, outcome) each (the joined actuals of forecasts, :mod:`kindml.monitoring.actuals`)."""
+        out: dict[tuple[str, str], list[tuple[str, float | None, str]]] = {}
+        with self._conn() as c:
+            versions = c.execute("SELECT DISTINCT model, version FROM predictions WHERE id LIKE ? AND outcome IS NOT NULL",
+                                 (id_prefix + "%",)).fetchall()
+            for model, version in versions:
+                out[(model, version)] = c.execute(
+                    "SELECT entity, score, outcome FROM predictions WHERE model = ? AND version = ? AND id LIKE ? "
+                    "AND outcome IS NOT NULL AND entity IS NOT NULL ORDER BY outcome_ts DESC LIMIT ?",
+                    (model, version, id_prefix + "%", n)).fetchall()
+        return out
+
     def labelled_since(self, experiment: str, after: tuple[float, str] = (0.0, "")) -> list[dict[str, Any]]:
         """The experiment's predictions whose outcome arrived after the cursor ``(outcome_ts, id)``, in arrival order."""
         with self._conn() as c:

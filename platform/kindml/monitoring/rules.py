@@ -19,8 +19,10 @@ Alerts: ``KindmlFeatureDrift`` (PSI of any input above 0.2), ``KindmlFeatureShif
 (binned KS significant at alpha ~0.001 and at least 0.05: catches small shifts PSI
 misses; severity info), ``KindmlPredictionDrift`` (PSI of the score),
 ``KindmlHighErrorRate`` (5xx share), ``KindmlLatencySLO`` (p99),
-``KindmlPredictorDown`` (``up == 0``). :data:`DRIFT_ALERTS` are the two PSI alerts
-that should trigger retraining. Recording rules:
+``KindmlPredictorDown`` (``up == 0``), ``KindmlQualityDegraded`` (realised quality on delayed
+labels below the holdout score), ``KindmlErrorDegraded`` (realised WAPE of delayed actuals above
+``error_rise`` x the holdout WAPE). :data:`DRIFT_ALERTS` (the two PSI alerts) and :data:`QUALITY_ALERTS`
+(the two quality alerts) trigger retraining. Recording rules:
 ``model_version:kindml_requests:rate``, ``model_version:kindml_requests:error_ratio``,
 ``model_version:kindml_request_latency_seconds:p50`` and ``:p99``.
 """
@@ -42,7 +44,7 @@ RULE_NAME = "kindml-rules"
 NAMESPACE = "kindml-monitoring"
 PROFILES: tuple[str, ...] = ("cluster", "local")
 DRIFT_ALERTS: tuple[str, ...] = ("KindmlFeatureDrift", "KindmlPredictionDrift")
-QUALITY_ALERTS: tuple[str, ...] = ("KindmlQualityDegraded",)
+QUALITY_ALERTS: tuple[str, ...] = ("KindmlQualityDegraded", "KindmlErrorDegraded")
 RETRAIN_ALERTS: tuple[str, ...] = (*DRIFT_ALERTS, *QUALITY_ALERTS)
 """The alerts that mean "retrain" (``kindml monitor watch``): input drift, or realised quality on delayed labels."""
 MANIFEST_PATH = Path("manifests/base/monitoring/prometheusrule.yaml")  # relative to the repository root

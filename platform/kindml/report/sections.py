@@ -687,7 +687,10 @@ def model_quality(data: RunData) -> str:
     fired = q.get("quality_alert_fired")
     out = []
     shift = q.get("concept_shift")
-    if fired:
+    if fired and fb.get("actuals"):
+        out.append(note("KindmlErrorDegraded fired: the realised error of the batch forecasts on the actuals that arrived later rose "
+                        "above the version's holdout error (`kindml monitor watch` retrains on it).", "warn"))
+    elif fired:
         out.append(note("KindmlQualityDegraded fired: realised quality on labelled outcomes fell below the version's holdout score "
                         "(`kindml monitor watch` retrains on it).", "warn"))
     elif shift:
@@ -697,9 +700,14 @@ def model_quality(data: RunData) -> str:
     out.append(cards([
         ("outcomes joined", num(fb.get("joined")), f"of {num(fb.get('sent'))} sent" if fb.get("sent") is not None else ""),
         ("unknown ids", num(len(fb.get("unknown") or [])) if isinstance(fb.get("unknown"), list) else num(fb.get("unknown")), ""),
-        ("concept shift", num(shift), "label relationship change of the late traffic"),
+        ("concept shift", num(shift), "a level shock of the actuals" if fb.get("actuals") else "label relationship change of the late traffic"),
         ("quality alert", "fired" if fired else "no", ""),
     ]))
+    worst = (q.get("actuals") or {}).get("worst_series") or []
+    if worst:
+        out.append(table(["series", "WAPE", "MAE", "sMAPE", "points"],
+                         [[esc(w.get("entity")), num(w.get("wape")), num(w.get("mae")), num(w.get("smape")), num(w.get("points"))] for w in worst],
+                         numeric=[1, 2, 3, 4], caption="the series with the highest realised WAPE on the actuals (kindml_series_error exports them)"))
     body = []
     for key in sorted(realised):
         variant, _, metric = key.partition(":")

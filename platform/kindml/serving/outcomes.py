@@ -110,12 +110,34 @@ class QualityExport:
         yield from merged
 
 
+class SeriesExport(QualityExport):
+    """The one collector of realised error per series (delayed actuals of forecasts) in a process, merged like
+    :class:`QualityExport`: every prediction log's :class:`~kindml.monitoring.actuals.SeriesErrorCollector`."""
+
+    def describe(self) -> Any:
+        from kindml.monitoring.actuals import SeriesErrorCollector
+
+        return SeriesErrorCollector._families()
+
+    def collect(self) -> Any:
+        from kindml.monitoring.actuals import SeriesErrorCollector
+
+        merged = SeriesErrorCollector._families()
+        for source in list(self.sources.values()):
+            for fam, out in zip(source.collect(), merged, strict=True):
+                out.samples.extend(fam.samples)
+        yield from merged
+
+
 _EXPORT: QualityExport | None = None
+_SERIES: SeriesExport | None = None
 
 
 def quality_collector(prediction_log: Any, task: str, threshold: float) -> Any:
-    """The QualityCollector of a log file in this process, exported where ``/metrics`` reads."""
-    global _EXPORT
+    """The QualityCollector of a log file in this process, exported where ``/metrics`` reads; for a regression model
+    also the log's per-series error of delayed actuals (:class:`~kindml.monitoring.actuals.SeriesErrorCollector`,
+    sharing the holdout reference)."""
+    global _EXPORT, _SERIES
     from kindml.monitoring import metrics as mm
     from kindml.monitoring.quality import QualityCollector
 
@@ -127,6 +149,14 @@ def quality_collector(prediction_log: Any, task: str, threshold: float) -> Any:
         existing = _EXPORT.sources.get(key)
         if existing is None:
             existing = _EXPORT.sources[key] = QualityCollector(prediction_log, task, threshold=threshold)
+        if task == "regression":
+            from kindml.monitoring.actuals import SeriesErrorCollector
+
+            if _SERIES is None:
+                _SERIES = SeriesExport()
+                mm.register_collector(_SERIES)
+            if key not in _SERIES.sources:
+                _SERIES.sources[key] = SeriesErrorCollector(prediction_log, reference=existing.reference)
         return existing
 
 

@@ -11,6 +11,9 @@
    Feast folder: ``feast apply`` of the sink's objects, then materialization of its view, so the
    online store serves the precomputed results.
 
+With a :class:`~kindml.workload.contract.Horizon` (forecasts), the output is also kept in the workspace under
+``batch/<model>/v<version>/`` (:func:`kindml.monitoring.actuals.save_forecasts`): the delayed actuals join to it.
+
 ``batch.json`` records the rows, the stage's seconds per step and the scoring throughput.
 """
 
@@ -88,6 +91,12 @@ def run(wl: Workload, env: RuntimeEnv, ref: str, clean_dir: Path, registered_dir
             fstore.materialize(store, ts.min().to_pydatetime(), (ts.max() + pd.Timedelta(seconds=1)).to_pydatetime(), [spec.sink.view])
         sink = {"view": spec.sink.view, "offline_table": str(data_dir / f"{spec.sink.table}.parquet"), "rows": len(out),
                 "online_store": env.online_store}
+    kept = None
+    if spec.horizon is not None:  # forecasts: kept per version where `kindml feedback actuals` joins the actuals to them
+        from kindml.monitoring.actuals import save_forecasts
+
+        kept = str(save_forecasts(ws.root, bundle.name, str(bundle.version), out, spec.horizon,
+                                  {"workload": wl.name, "rows": len(out), "written_at": time.time(), "output": str(out_dir / "predictions.parquet")}))
     t4 = time.perf_counter()
     result = {
         "workload": wl.name,
@@ -99,6 +108,7 @@ def run(wl: Workload, env: RuntimeEnv, ref: str, clean_dir: Path, registered_dir
         "output": str(out_dir / "predictions.parquet"),
         "feature_service": spec.feature_service,
         "sink": sink,
+        "forecasts_kept": kept,
         "engine": stats.to_dict(),
         f"{spec.what}_per_s": stats.rows_per_s,
         f"steady_{spec.what}_per_s": stats.extra.get("steady_rows_per_s"),

@@ -5,7 +5,8 @@ Phases: (1) clean live traffic (the workload's generator without drift) fills
 the drift window, (2) traffic drifted by ``data.drift`` replaces it, (3) late
 traffic with training-like inputs whose labels follow a concept shifted by
 ``data.concept_shift``, (4) the delayed labels of phases 1 and 3 arrive
-(``POST /v1/feedback``, joined to the logged predictions by id), (5) wait
+(``POST /v1/feedback``, joined to the logged predictions by id) — or, for a forecasting workload, the actuals
+of the horizon its batch stage forecast, changed by ``data.concept_shift`` (:mod:`kindml.monitoring.actuals`), (5) wait
 until the expected alerts fire — a drift alert for (2), the quality alert
 (realised quality below the holdout score) for (3) — or, with neither, long
 enough that one would have. Records latency percentiles, errors, the max PSI
@@ -166,6 +167,12 @@ def run(
                 (pid, late_labels[i]) for i, pid in sorted(ids3.items())
             ]
             feedback = send_feedback(dep["url"], outcomes)
+        actuals: dict[str, Any] | None = None
+        if feedback is None and not cluster:  # a forecasting workload: the actuals of what the batch stage forecast arrive later
+            actuals = ingest_generated_actuals(wl, ws, dep, d.concept_shift)
+            if actuals is not None and "joined" in actuals:
+                feedback = {"sent": actuals["rows"], "joined": actuals["joined"], "unknown": actuals["unknown_rows"],
+                            "duplicate": actuals["duplicate"], "errors": 0, "actuals": True}
         deadline = time.monotonic() + wait_s
         fired: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:
@@ -242,6 +249,7 @@ def run(
             "reference": reference,
             "quality_alert_fired": any(f["alertname"] in QUALITY_ALERTS for f in fired.values()),
             "series": q_series,
+            **({"actuals": actuals} if actuals is not None else {}),
             **(
                 {}
                 if feedback is not None
@@ -264,6 +272,27 @@ def run(
 
         outputs.publish(env, dep["mlflow_run_id"], {"monitoring": out_dir})
     return result
+
+
+def ingest_generated_actuals(wl: Workload, ws: Workspace, dep: dict[str, Any], shift: float) -> dict[str, Any] | None:
+    """The workload's generated actuals (``shift`` = ``data.concept_shift``) joined to the served version's batch forecasts
+    and logged where the predictor exports the realised error; None when the workload generates no actuals, a
+    ``{"note"}`` when they cannot be joined (no batch forecasts of the served version)."""
+    from kindml.errors import DataError, UsageError
+    from kindml.monitoring import actuals as act
+    from kindml.monitoring.feedback import log_path
+    from kindml.monitoring.quality import PredictionLog
+
+    try:
+        frame = wl.actuals(shift)
+    except UsageError:
+        return None
+    try:
+        forecasts, horizon, _ = act.load_forecasts(ws.root, dep["model"], str(dep["version"]))
+        result = act.ingest_actuals(PredictionLog(log_path(ws.serving)), dep["model"], str(dep["version"]), forecasts, horizon, frame)
+    except DataError as exc:
+        return {"note": f"actuals not ingested: {exc}"}
+    return {"shift": shift, **result}
 
 
 def experiment_status(ws: Workspace, dep: dict[str, Any]) -> dict[str, Any] | None:

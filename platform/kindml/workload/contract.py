@@ -125,6 +125,34 @@ class FeatureSink:
     table: str
 
 
+@dataclass(frozen=True)
+class Horizon:
+    """How a batch output row's forecast maps to values observed later (delayed actuals, :mod:`kindml.monitoring.actuals`).
+
+    A row of the batch output holds the entity ``keys``, the forecast ``origin`` (a timestamp) and in ``forecast``
+    a list of H values: value ``k`` is for the period starting ``origin + k * step``. An actuals file holds the
+    ``keys``, ``event_timestamp`` (the start of the period) and ``value`` (the observed number, the workload's
+    label). ``nonnegative``: a negative actual is an error (demand, counts).
+    """
+
+    keys: tuple[str, ...]
+    value: str
+    forecast: str = "forecast"
+    origin: str = "event_timestamp"
+    step_seconds: int = 86_400
+    nonnegative: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "value": self.value, "forecast": self.forecast, "origin": self.origin,
+                "step_seconds": self.step_seconds, "nonnegative": self.nonnegative}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Horizon:
+        return cls(keys=tuple(d["keys"]), value=str(d["value"]), forecast=str(d.get("forecast", "forecast")),
+                   origin=str(d.get("origin", "event_timestamp")), step_seconds=int(d.get("step_seconds", 86_400)),
+                   nonnegative=bool(d.get("nonnegative", True)))
+
+
 @dataclass
 class BatchSpec:
     """What the batch stage scores (:meth:`Workload.batch`).
@@ -144,6 +172,9 @@ class BatchSpec:
     batch_size: int = 1024
     what: str = "rows"
     """What one row is, for throughput figures ("users" → users/s)."""
+    horizon: Horizon | None = None
+    """For forecasts: how the output's forecast vectors meet the actuals that arrive later. The batch stage then keeps
+    the champion's latest output in the workspace (``batch/<model>/v<version>/``) for ``kindml feedback actuals``."""
 
 
 class Workload(ABC):
@@ -315,6 +346,15 @@ class Workload(ABC):
         them into requests.
         """
         raise UsageError(f"workload {self.name!r} has no generator of live events", "Generate the history instead (without --live).")
+
+    def actuals(self, shift: float = 0.0) -> pd.DataFrame:
+        """Generated actuals of what the batch stage forecast (optional; needs :attr:`BatchSpec.horizon`).
+
+        The :class:`Horizon`'s key columns, ``event_timestamp`` and its value column, for the periods after the
+        history window. ``shift`` (0..1) changes the values while the inputs do not (the realised error rises); the
+        monitor stage ingests them with ``data.concept_shift``; ``kindml data generate --actuals`` writes them.
+        """
+        raise UsageError(f"workload {self.name!r} has no generator of actuals", "Only forecasting workloads (BatchSpec.horizon) have one.")
 
     def requests(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """v1 request instances for rows of live events (what a client would send for them; no labels)."""

@@ -40,11 +40,12 @@ def test_both_profiles_have_the_same_rules_and_differ_only_in_timing():
     cluster, local = rules.render_groups("cluster"), rules.render_groups("local")
     assert set(_alerts(cluster)) == set(_alerts(local)) == {
         "KindmlFeatureDrift", "KindmlFeatureShift", "KindmlPredictionDrift", "KindmlHighErrorRate", "KindmlLatencySLO",
-        "KindmlPredictorDown", "KindmlQualityDegraded", "KindmlChallengerWorse", "KindmlExperimentStarved"}
+        "KindmlPredictorDown", "KindmlQualityDegraded", "KindmlErrorDegraded", "KindmlChallengerWorse", "KindmlExperimentStarved"}
     assert set(_records(cluster)) == set(_records(local)) == {
         "model_version:kindml_requests:rate", "model_version:kindml_requests:error_ratio",
         "model_version:kindml_request_latency_seconds:p50", "model_version:kindml_request_latency_seconds:p99"}
-    assert set(rules.DRIFT_ALERTS) <= set(_alerts(local))
+    assert set(rules.DRIFT_ALERTS) <= set(_alerts(local)) and set(rules.QUALITY_ALERTS) <= set(_alerts(local))
+    assert "KindmlErrorDegraded" in rules.RETRAIN_ALERTS  # `kindml monitor watch` retrains on a rising forecast error
     assert _alerts(cluster)["KindmlFeatureDrift"]["for"] == "10m" and _alerts(local)["KindmlFeatureDrift"]["for"] == "10s"
     assert "[5m]" in _records(cluster)["model_version:kindml_requests:rate"]["expr"]
     assert "[20s]" in _records(local)["model_version:kindml_requests:rate"]["expr"]
@@ -121,7 +122,7 @@ def _rule_file(profile: str, folder: Path) -> Path:
 def test_promtool_check_rules(profile, tmp_path):
     out = subprocess.run(["promtool", "check", "rules", str(_rule_file(profile, tmp_path))], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 13 rules found" in out.stdout
+    assert "SUCCESS: 14 rules found" in out.stdout
 
 
 @needs_promtool

@@ -13,6 +13,8 @@ from kindml.data.load import content_hash
 from kindml.pipelines.forecast.data import (
     CORRUPTION_KINDS,
     SERIES_BASE,
+    SHOCK_LEVEL,
+    actuals,
     build_world,
     corrupt,
     generate,
@@ -63,6 +65,25 @@ def test_seeded_reproducible_complete_and_non_negative(world, tables) -> None:  
     dow = sales["event_timestamp"].dt.dayofweek
     assert sales.loc[dow >= 5, "demand"].mean() > sales.loc[dow < 5, "demand"].mean()
     assert sales.loc[sales["promo"] == 1, "demand"].mean() > 1.2 * sales.loc[sales["promo"] == 0, "demand"].mean()
+
+
+def test_actuals_are_the_plan_days_of_the_same_world_and_shift_is_a_seeded_level_shock(world, tables) -> None:  # type: ignore[no-untyped-def]
+    _, plan = tables
+    base, shifted = actuals(world, 0.0), actuals(world, 1.0)
+    # the days the plan covers (the batch stage's horizon), every series, whole non-negative units
+    assert len(base) == len(plan) == 12 * H
+    assert (base[["series_id", "event_timestamp"]].to_numpy() == plan[["series_id", "event_timestamp"]].to_numpy()).all()
+    assert (base["demand"] >= 0).all() and (base["demand"] == base["demand"].round()).all()
+    # deterministic; the shift changes demand only (never the keys), on the same seeded series for every shift
+    pd.testing.assert_frame_equal(base, actuals(world, 0.0))
+    assert (shifted[["series_id", "event_timestamp"]] == base[["series_id", "event_timestamp"]]).all().all()
+    ratio = (shifted.groupby("series_id")["demand"].sum() / base.groupby("series_id")["demand"].sum())
+    hit = ratio[ratio < 1.0].index
+    assert len(hit) == 6 and np.allclose(ratio[hit], 1.0 + SHOCK_LEVEL, atol=0.06) and (ratio.drop(hit) == 1.0).all()  # half the series
+    half = actuals(world, 0.5).groupby("series_id")["demand"].sum() / base.groupby("series_id")["demand"].sum()
+    assert set(half[half < 1.0].index) == set(hit) and np.allclose(half[hit], 1.0 + SHOCK_LEVEL / 2, atol=0.06)
+    with pytest.raises(ValueError, match="shift"):
+        actuals(world, 1.5)
 
 
 def test_history_drift_raises_the_late_level() -> None:
