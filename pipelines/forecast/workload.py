@@ -199,6 +199,8 @@ class ForecastWorkload(Workload):
             "wape_seasonal_naive": base["wape"],
             "wape_improvement_vs_seasonal_naive": float(1.0 - m["wape"] / base["wape"]) if base["wape"] > 0 else float("nan"),
             "wape_by_horizon": [round(wape(actual[:, k], forecast[:, k]), 5) for k in range(h)],
+            "wape_by_horizon_seasonal_naive": [round(wape(actual[:, k], naive[:, k]), 5) for k in range(h)],
+            "examples": examples(origins, actual, forecast, naive),
             "baselines": {"seasonal_naive": {k: v for k, v in base.items() if isinstance(v, float)}
                           | {"note": f"the same weekday of the last observed week (season {SEASON}), per series and origin"}},
         }
@@ -250,6 +252,34 @@ class ForecastWorkload(Workload):
 
         world = self.world()
         return live_requests(world.stores["store_id"].to_numpy(), world.products["product_id"].to_numpy(), n, drift, stream, self.cfg.data.seed)
+
+
+EXAMPLE_QUANTILES = (0.9, 0.5, 0.1)
+
+
+def examples(origins: pd.DataFrame, actual: np.ndarray, forecast: np.ndarray, naive: np.ndarray) -> list[dict[str, Any]]:
+    """Forecast vs actual over the backtest for a few series (the report's plot): among the series with every origin, those at
+    the 90th, 50th and 10th percentile of mean demand; per origin day, the actual of the next day, the model's and seasonal-naive's day-1 forecast."""
+    sid = origins["series_id"].to_numpy(np.int64)
+    if not len(sid):
+        return []
+    days = pd.to_datetime(origins["event_timestamp"], utc=True)
+    counts = pd.Series(sid).value_counts()
+    full = counts.index[counts >= counts.max()]  # series with every backtest origin (quarantined days leave gaps in others)
+    level = pd.Series(actual[:, 0]).groupby(sid).mean().loc[np.sort(full)].sort_values(kind="stable")
+    picked: list[int] = []
+    for q in EXAMPLE_QUANTILES:
+        s = int(level.index[min(int(q * (len(level) - 1) + 0.5), len(level) - 1)])
+        if s not in picked:
+            picked.append(s)
+    out = []
+    for s in picked:
+        ix = np.flatnonzero(sid == s)
+        ix = ix[np.argsort(days.iloc[ix].to_numpy(), kind="stable")]
+        out.append({"series_id": s, "days": [d.strftime("%Y-%m-%d") for d in days.iloc[ix]],
+                    "actual": [round(float(v), 3) for v in actual[ix, 0]], "forecast": [round(float(v), 3) for v in forecast[ix, 0]],
+                    "seasonal_naive": [round(float(v), 3) for v in naive[ix, 0]]})
+    return out
 
 
 WORKLOAD = ForecastWorkload

@@ -178,3 +178,18 @@ def test_actuals_arrive_later_realised_wape_is_exported_and_the_error_alert_fire
     bad.to_csv(run["home"] / "act" / "bad.csv", index=False)
     res = kindml(["feedback", "actuals", str(run["home"] / "act" / "bad.csv")], run["home"])
     assert res.returncode != 0 and "negative demand" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_report_shows_the_backtest_and_forecast_vs_actual(run) -> None:  # type: ignore[no-untyped-def]
+    """`kindml report` of the run: the evaluation shows the forecast errors next to seasonal-naive, WAPE per horizon day and
+    forecast vs actual for example series of the backtest (from metrics.json's examples)."""
+    metrics = json.loads(_artifact(run, "evaluation/metrics.json").read_text())
+    ex = metrics["examples"]
+    assert 1 <= len(ex) <= 3 and all(len(e["actual"]) == len(e["forecast"]) == len(e["days"]) > 5 for e in ex)
+    res = kindml(["report", "r", "-o", "json"], run["home"])
+    assert res.returncode == 0, res.stderr
+    page = Path(json.loads(res.stdout)["path"]).read_text()
+    ev = page[page.index('<section id="evaluation">'):]
+    ev = ev[: ev.index("</section>")]
+    assert "ROC AUC" not in ev and "vs seasonal-naive" in ev and "WAPE per horizon day" in ev
+    assert all(f"series {e['series_id']}: forecast vs actual" in ev for e in ex)

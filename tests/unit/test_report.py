@@ -326,3 +326,62 @@ def test_monitor_drift_series_aligns_prometheus_ranges() -> None:
             raise MonitoringError("down", "")
 
     assert drift_series(DownProm(), "m", 0.0, 10.0) is None
+
+
+def test_forecast_run_shows_errors_vs_seasonal_naive_and_forecast_vs_actual(tmp_path: Path) -> None:
+    """A regression (forecast) run's evaluation: WAPE/MASE/sMAPE next to seasonal-naive, WAPE per horizon day, and one
+    forecast-vs-actual chart per example series — not the classification cards."""
+    run = make_run(tmp_path)
+    kfp = next((run / "kfp").iterdir())
+    metrics = {"task": "regression", "wape": 0.35, "mase": 0.64, "smape": 0.41, "mae": 10.7, "rmse": 26.1, "series": 500, "horizon": 3,
+               "wape_improvement_vs_seasonal_naive": 0.302, "wape_by_horizon": [0.33, 0.35, 0.37],
+               "wape_by_horizon_seasonal_naive": [0.5, 0.5, 0.51],
+               "examples": [{"series_id": 10001, "days": ["2026-11-01", "2026-11-02"], "actual": [10.0, 12.0], "forecast": [11.0, 12.5],
+                             "seasonal_naive": [9.0, 15.0]},
+                            {"series_id": 20007, "days": ["2026-11-01", "2026-11-02"], "actual": [3.0, 0.0], "forecast": [2.5, 0.4],
+                             "seasonal_naive": [1.0, 2.0]}],
+               "baselines": {"seasonal_naive": {"wape": 0.503, "mase": 0.93, "smape": 0.56, "note": "same weekday last week"}}}
+    _w(kfp / "evaluate" / "evaluation" / "metrics.json", metrics)
+    (kfp / "evaluate" / "evaluation" / "curves.json").unlink()
+    _w(kfp / "evaluate" / "evaluation" / "gate.json", {"promote": True, "reasons": ["wape 0.3500 clears the ceiling 0.4500"], "floor": 0.45})
+    s = json.loads((run / "summary.json").read_text())
+    s["metrics"] = {k: metrics[k] for k in ("wape", "mase", "smape")}
+    _w(run / "summary.json", s)
+    page = render_html(collect(run))
+    ev = section(page, "evaluation")
+    assert "ROC AUC" not in ev and "WAPE" in ev and "30.20 % lower" in ev and "seasonal-naive WAPE 0.503" in ev
+    assert "WAPE per horizon day" in ev
+    assert "series 10001: forecast vs actual (2026-11-01 .. 2026-11-02)" in ev and "series 20007: forecast vs actual" in ev
+    assert ev.count("<svg") == 3
+    assert "WAPE" in section(page, "overview")
+
+
+def test_forecast_examples_pick_series_by_level_and_keep_day_order() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from kindml.pipelines.forecast.workload import examples
+
+    days = pd.to_datetime(["2026-11-02", "2026-11-01"] * 3, utc=True)
+    origins = pd.DataFrame({"series_id": [1, 1, 2, 2, 3, 3], "event_timestamp": days})
+    actual = np.array([[10.0, 0], [20.0, 0], [1.0, 0], [3.0, 0], [100.0, 0], [50.0, 0]])
+    forecast, naive = actual + 1.0, actual - 1.0
+    out = examples(origins, actual, forecast, naive)
+    assert [e["series_id"] for e in out] == [3, 1, 2]  # 90th, 50th, 10th percentile of mean demand
+    first = out[0]
+    assert first["days"] == ["2026-11-01", "2026-11-02"] and first["actual"] == [50.0, 100.0] and first["forecast"] == [51.0, 101.0]
+    assert first["seasonal_naive"] == [49.0, 99.0]
+    assert examples(origins.iloc[:0], actual[:0], forecast[:0], naive[:0]) == []
+
+
+def test_forecast_examples_prefer_series_with_every_origin() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from kindml.pipelines.forecast.workload import examples
+
+    days = pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-01"], utc=True)
+    origins = pd.DataFrame({"series_id": [1, 1, 1, 2, 2, 2, 3], "event_timestamp": days})  # series 3 lost two origins
+    actual = np.array([[1.0], [2.0], [3.0], [10.0], [20.0], [30.0], [500.0]])
+    out = examples(origins, actual, actual, actual)
+    assert sorted(e["series_id"] for e in out) == [1, 2] and all(len(e["days"]) == 3 for e in out)

@@ -62,6 +62,8 @@ def overview(data: RunData) -> str:
     alerts = drift.get("alerts_fired")
     if "recall_at_10" in m:
         headline = ("recall@10", num(m.get("recall_at_10")), f"NDCG@10 {num(m.get('ndcg_at_10'))}")
+    elif "wape" in m:
+        headline = ("WAPE", num(m.get("wape")), f"MASE {num(m.get('mase'))}")
     elif "roc_auc" in m or "macro_f1" not in m:
         headline = ("ROC AUC", num(m.get("roc_auc")), f"PR AUC {num(m.get('pr_auc'))}" if m.get("pr_auc") is not None else "")
     else:
@@ -209,6 +211,9 @@ def evaluation(data: RunData) -> str:
     if m.get("task") == "ranking":
         out.append(ranking_evaluation(m, gate))
         return "".join(out)
+    if m.get("task") == "regression":
+        out.append(regression_evaluation(m, gate))
+        return "".join(out)
     positive = str(m.get("positive_label") or "positive")
     out.append(cards([
         ("ROC AUC", num(m.get("roc_auc")), f"floor {num((gate or {}).get('floor'))}" if gate else ""),
@@ -289,6 +294,42 @@ def multiclass_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str
     return "".join(out)
 
 
+def regression_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str:
+    """Forecast errors next to seasonal-naive's, WAPE per horizon day, and forecast vs actual for a few series."""
+    naive = (m.get("baselines") or {}).get("seasonal_naive") or {}
+    gain = m.get("wape_improvement_vs_seasonal_naive")
+    out = [cards([
+        ("WAPE", num(m.get("wape")), f"ceiling {num((gate or {}).get('floor'))}" if gate else ""),
+        ("vs seasonal-naive", pct(gain) + " lower" if svg.finite(gain) else "-", f"seasonal-naive WAPE {num(naive.get('wape'))}" if naive else ""),
+        ("MASE", num(m.get("mase")), f"seasonal-naive {num(naive.get('mase'))}" if naive else "below 1: better than naive in-sample"),
+        ("sMAPE", num(m.get("smape")), f"seasonal-naive {num(naive.get('smape'))}" if naive else ""),
+        ("MAE / RMSE", f"{num(m.get('mae'), 2)} / {num(m.get('rmse'), 2)}", f"{num(m.get('series'))} series, horizon {num(m.get('horizon'))}"),
+    ])]
+    charts = []
+    by_h, by_h_naive = m.get("wape_by_horizon") or [], m.get("wape_by_horizon_seasonal_naive") or []
+    if by_h:
+        days = list(range(1, len(by_h) + 1))
+        series = [svg.Series("model", days, by_h, markers=True)]
+        if len(by_h_naive) == len(by_h):
+            series.append(svg.Series("seasonal-naive", days, by_h_naive, color=svg.PALETTE[3], dash=True, markers=True))
+        charts.append(svg.line_chart(series, title="WAPE per horizon day (backtest)", x_label="days ahead", y_label="WAPE", integer_x=True))
+    for ex in (m.get("examples") or [])[:3]:
+        xs = list(range(len(ex.get("actual") or [])))
+        if not xs:
+            continue
+        days = ex.get("days") or []
+        span = f" ({days[0]} .. {days[-1]})" if days else ""
+        charts.append(svg.line_chart([svg.Series("actual", xs, ex["actual"], color="#111827", markers=True),
+                                      svg.Series("model, 1 day ahead", xs, ex.get("forecast") or []),
+                                      svg.Series("seasonal-naive", xs, ex.get("seasonal_naive") or [], color=svg.PALETTE[3], dash=True)],
+                                     title=f"series {ex.get('series_id')}: forecast vs actual{span}", x_label="backtest origin (days)",
+                                     y_label="units", integer_x=True))
+    if charts:
+        out.append(grid(charts, "grid two"))
+    out.append(baselines_table(m, "wape"))
+    return "".join(out)
+
+
 def ranking_evaluation(m: dict[str, Any], gate: dict[str, Any] | None) -> str:
     """Top-K metrics, recall@K and NDCG@K curves next to the baselines', and per-segment figures."""
     pop = (m.get("baselines") or {}).get("popularity") or {}
@@ -339,7 +380,7 @@ def confusion_matrix(conf: dict[str, Any], threshold: Any = None, positive: str 
 
 # ---------------------------------------------------------------- registry
 LINEAGE_COLUMNS = (("run", "kindml.pipeline_run_id"), ("ROC AUC", "kindml.roc_auc"), ("macro-F1", "kindml.macro_f1"), ("recall@10", "kindml.recall_at_10"),
-                   ("gate", "kindml.gate"),
+                   ("WAPE", "kindml.wape"), ("gate", "kindml.gate"),
                    ("data rows", "kindml.data_rows"), ("data hash", "kindml.data_hash"), ("validation", "kindml.validation_success"),
                    ("git", "kindml.git_commit"))
 
