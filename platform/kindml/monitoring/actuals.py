@@ -246,7 +246,7 @@ def load_forecasts(workspace_root: Path, model: str, version: str) -> tuple[pd.D
     folder = forecasts_dir(workspace_root, model, version)
     if not (folder / FORECASTS_FILE).is_file() or not (folder / LAYOUT_FILE).is_file():
         raise ActualsError(f"no batch forecasts of {model} v{version} in {folder.parent}",
-                           "Run a pipeline with the batch stage for this version (e.g. `kindml capstone forecast`); actuals join to its forecasts.")
+                           "Run a pipeline with the batch stage for this version (e.g. `kindml run forecast`); actuals join to its forecasts.")
     meta = json.loads((folder / LAYOUT_FILE).read_text(encoding="utf-8"))
     return pd.read_parquet(folder / FORECASTS_FILE), Horizon.from_dict(meta["horizon"]), meta
 
@@ -267,7 +267,7 @@ def resolve_version(workspace_root: Path, tracking_uri: str, model_ref: str | No
         models = forecast_models(workspace_root)
         if not models:
             raise ActualsError(f"no batch forecasts in the workspace ({Path(workspace_root) / 'batch'})",
-                               "Run a forecasting pipeline with the batch stage first (e.g. `kindml capstone forecast`).")
+                               "Run a forecasting pipeline with the batch stage first (e.g. `kindml run forecast`).")
         if len(models) > 1:
             raise ActualsError(f"batch forecasts of several models: {', '.join(models)}", "Choose one with --model NAME.")
         model_ref = models[0]
