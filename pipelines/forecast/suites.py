@@ -30,13 +30,14 @@ def _covariates(E: Any) -> list[Any]:
             E.ExpectColumnValuesToBeBetween(column="temperature", min_value=-50.0, max_value=60.0)]
 
 
-def sales_suite(cfg: ValidationConfig, series_ids: np.ndarray, store_ids: np.ndarray, product_ids: np.ndarray, now: datetime) -> list[Any]:
+def sales_suite(cfg: ValidationConfig, series_ids: np.ndarray, store_ids: np.ndarray, product_ids: np.ndarray, now: datetime,
+                min_rows: int = MIN_ROWS) -> list[Any]:
     import great_expectations as gx
 
     E = gx.expectations
     exps: list[Any] = [
         E.ExpectTableColumnsToMatchSet(column_set=list(SALES_COLUMNS), exact_match=True),
-        E.ExpectTableRowCountToBeBetween(min_value=MIN_ROWS),
+        E.ExpectTableRowCountToBeBetween(min_value=min_rows),
     ]
     exps += [E.ExpectColumnValuesToNotBeNull(column=c) for c in SALES_COLUMNS]
     exps += [

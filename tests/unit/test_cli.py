@@ -124,3 +124,17 @@ def test_capstone_on_kind_without_a_cluster_is_one_clear_error(cli_env: dict[str
     assert_user_error(res, 11, f"the KFP API at {host} is not reachable")
     assert "kindml up" in res.stderr
     assert_user_error(kindml(["capstone", "--target", "kind", "--resume", "x"], cli_env), 2, "--resume is for local runs")
+
+
+def test_run_summary_names_realised_error_the_predictor_did_not_export() -> None:
+    """One real series (forecast elecdaily): 7 joined actuals are below the predictor's window minimum; the line says so."""
+    from kindml.cli.run_cmd import text_summary
+
+    s = {"run_id": "r", "pipeline": "forecast", "status": "succeeded", "seconds": 1.0, "stages": {}, "run_dir": "/tmp/r",
+         "quality": {"feedback": {"joined": 7, "actuals": True}, "realised": {}, "reference": {"wape": 0.0463},
+                     "actuals": {"realised": {"wape": 4.64954}}, "quality_alert_fired": False}}
+    line = next(ln for ln in text_summary(s).splitlines() if ln.startswith("delayed labels"))
+    assert "realised wape=4.64954 on the joined actuals, not exported by the predictor" in line and "vs holdout wape=0.0463" in line
+    s["quality"] |= {"realised": {"wape": 0.05}}
+    line = next(ln for ln in text_summary(s).splitlines() if ln.startswith("delayed labels"))
+    assert "realised wape=0.05 vs holdout" in line

