@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,22 +40,25 @@ def test_bounded_by_rows_and_retention(tmp_path: Path) -> None:
     assert log2.counts()["predictions"] <= 100 + 50
 
 
-def _worker(path: str, start: int) -> None:
-    log = PredictionLog(path)
-    log.log(_preds(200, start=start, seed=start))
-    log.feedback([(f"p{i}", i % 2) for i in range(start, start + 200)])
+WORKER = """
+import sys
+import numpy as np
+from kindml.monitoring.quality import Prediction, PredictionLog
+path, start = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(start)
+log = PredictionLog(path)
+log.log([Prediction(f"p{i}", "m", "1", float(rng.random()), None, "champion", ts=1_000.0 + i) for i in range(start, start + 200)])
+log.feedback([(f"p{i}", i % 2) for i in range(start, start + 200)])
+"""
 
 
 def test_several_processes_share_one_log(tmp_path: Path) -> None:
-    """Predictor workers (processes) log and join into the same file; nothing is lost."""
+    """Predictor workers (processes) log and join into the same file at the same time; nothing is lost."""
     path = str(tmp_path / "q.db")
     PredictionLog(path)
-    procs = [mp.get_context("spawn").Process(target=_worker, args=(path, k * 1000)) for k in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert all(p.exitcode == 0 for p in procs)
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, path, str(k * 1000)], stderr=subprocess.PIPE, text=True) for k in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
     assert PredictionLog(path).counts() == {"predictions": 600, "labelled": 600}
 
 
