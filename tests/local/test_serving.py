@@ -523,9 +523,10 @@ def test_load_60s_at_target_rate_zero_errors_and_bounded_memory(server) -> None:
 
 
 # ---------------------------------------------------------------- workers > 1
-def _serve(server, port: int, workers: int, multiproc: Path | None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def _serve(server, port: int, workers: int, multiproc: Path | None, inherited: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KINDML_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env |= {"KINDML_HOME": str(server["home"]), "KINDML_NO_PROGRESS": "1"} | ({"PROMETHEUS_MULTIPROC_DIR": str(multiproc)} if multiproc else {})
+    env |= inherited or {}
     log = (server["home"] / f"predictor-{workers}w.log").open("ab")
     return subprocess.Popen([sys.executable, "-P", "-m", "kindml", "-v", "serve", "run", "--model-dir", server["model_dir"], "--port", str(port),
                              "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=server["home"], start_new_session=True)
@@ -578,12 +579,13 @@ def _ready(url: str, model: str, proc: subprocess.Popen, timeout: float = 420) -
     raise AssertionError(f"{url} not ready within {timeout} s")
 
 
-def _start(server, workers: int, multiproc: Path | None, model: str) -> tuple[subprocess.Popen, str]:  # type: ignore[no-untyped-def]
+def _start(server, workers: int, multiproc: Path | None, model: str,  # type: ignore[no-untyped-def]
+           inherited: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """A predictor of ``server``'s bundle on a free port, ready and owning its socket; another port if that one was taken."""
     from kindml.localproc import free_port
 
     for _ in range(3):
-        proc = _serve(server, free_port("127.0.0.1"), workers, multiproc)
+        proc = _serve(server, free_port("127.0.0.1"), workers, multiproc, inherited)
         url = f"http://127.0.0.1:{_port_of(proc)}"
         try:
             _ready(url, model, proc)
@@ -606,18 +608,33 @@ def _scrape(url: str) -> dict[tuple[str, tuple], float]:
             if s.name.startswith("kindml_") and not s.name.endswith(("_created", "_bucket", "latency_seconds_sum"))}
 
 
+def _other_servers_metrics(folder: Path, model: str, version: str, n: int) -> dict[str, str]:
+    """A folder holding another (finished) process's multiprocess counters — ``n`` answered requests of ``model`` — and
+    the variables a child inherits from a parent that imported Feast (``feast/metrics.py`` points both at one folder)."""
+    code = ("import sys\nfrom kindml.monitoring import metrics as mm\n"
+            "for _ in range(int(sys.argv[3])): mm.record_request(sys.argv[1], sys.argv[2], '200', 0.001)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINDML_")} | {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    folder.mkdir()
+    subprocess.run([sys.executable, "-c", code, model, version, str(n)], env=env, check=True, timeout=120)
+    assert list(folder.glob("counter_*.db"))
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PROMETHEUS_MULTIPROCESS_DIR": str(folder)}
+
+
 def test_two_workers_report_what_one_worker_reports(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`kindml serve run --workers 2` vs `--workers 1` on the same bundle and the same traffic (Feast lookups, 600 rows, 40
     bad requests): request counts, unknown entities, window samples and every drift statistic are equal, whichever
-    worker answers the scrape — and both workers served requests."""
+    worker answers the scrape — and both workers served requests. The one-worker server is started the way a child of a
+    process that imported Feast is: with Feast's multiprocess folder inherited, holding another server's 5,000 requests
+    (this once made the one-worker scrape report other servers' traffic as its own)."""
     from prometheus_client.multiprocess import MultiProcessCollector
 
     multiproc = tmp_path / "multiproc"
+    inherited = _other_servers_metrics(tmp_path / "feast_metrics_parent", server["model"], server["version"], 5000)
     procs: dict[int, subprocess.Popen] = {}
     urls: dict[int, str] = {}
     try:
         for w in (1, 2):
-            procs[w], urls[w] = _start(server, w, multiproc if w > 1 else None, server["model"])
+            procs[w], urls[w] = _start(server, w, multiproc if w > 1 else None, server["model"], inherited if w == 1 else None)
         rows = [instance(r) for _, r in server["tx"].iloc[-600:].iterrows()]
         bad = [{"account_id": 1}] * 40
 

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
                                            "(by default a running `kindml experiment` routes between champion and challenger)."),
     ) -> None:
         """Run the predictor in the foreground (what the InferenceService container runs)."""
+        from kindml.monitoring.metrics import take_caller_metrics_dir
+
+        metrics_dir = take_caller_metrics_dir()  # before anything imports prometheus_client or Feast
         from kindml.runtime import RuntimeEnv
         from kindml.serving.bundle import fetch_bundle
         from kindml.serving.launch import PredictorSpec, build_predictor
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
             if rec is not None and rec["status"] == "running" and rec["model"] == bundle.name and rec["champion"]["version"] == bundle.version:
                 experiment = rec
                 challenger = ModelBundle.from_folder(Path(rec["challenger"]["dir"]), bundle.name, rec["challenger"]["version"], bundle.workload)
-        with shared_state_dir(workers) as shared:
+        with shared_state_dir(workers, metrics_dir) as shared:
             spec = PredictorSpec(bundle=bundle, config=serving_config(bundle.workload), workspace=ws, window=window,
                                  drift=not no_drift, shared_dir=shared, challenger=challenger, experiment=experiment)
             serve_foreground(build_predictor(spec), host, port, workers=workers)

@@ -329,9 +329,32 @@ def register_collector(collector: Any) -> None:
             _EXPOSITION.register(collector)
 
 
+#: Set (with ``PROMETHEUS_MULTIPROC_DIR``) by the server that chose a shared metrics folder for its workers.
+#: ``PROMETHEUS_MULTIPROC_DIR`` alone is no proof of multiprocess mode: importing Feast sets it (and
+#: ``PROMETHEUS_MULTIPROCESS_DIR``) to a temporary folder of Feast's own (``feast/metrics.py``), and child
+#: processes inherit both — a one-worker predictor would then sum other servers' files into its scrape.
+METRICS_DIR_ENV = "KINDML_METRICS_DIR"
+#: Every variable prometheus_client or Feast reads to pick a multiprocess folder.
+PROMETHEUS_DIR_ENVS = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 def multiprocess_dir() -> str | None:
-    """The folder of prometheus_client's multiprocess mode, when this process runs in it."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    """The folder of prometheus_client's multiprocess mode, when kindml put this process's server in it."""
+    return os.environ.get(METRICS_DIR_ENV) or None
+
+
+def take_caller_metrics_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """Call first in a serving process, before anything imports prometheus_client or Feast: clears every inherited
+    multiprocess variable and returns the ``PROMETHEUS_MULTIPROC_DIR`` the caller chose, if any.
+
+    A folder Feast made in a parent process (it sets ``PROMETHEUS_MULTIPROCESS_DIR`` and ``PROMETHEUS_MULTIPROC_DIR``
+    to the same path; the parent deletes it when it exits) is not the caller's choice and is dropped.
+    """
+    given = environ.get("PROMETHEUS_MULTIPROC_DIR") or environ.get("prometheus_multiproc_dir")
+    feast = environ.get("PROMETHEUS_MULTIPROCESS_DIR")
+    for name in (*PROMETHEUS_DIR_ENVS, METRICS_DIR_ENV):
+        environ.pop(name, None)
+    return given if given and given != feast else None
 
 
 def exposition_registry() -> Any:

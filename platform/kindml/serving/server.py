@@ -153,23 +153,27 @@ def bound_rest_server(host: str) -> type:
 
 
 @contextlib.contextmanager
-def shared_state_dir(workers: int) -> Iterator[str | None]:
+def shared_state_dir(workers: int, given: str | None = None) -> Iterator[str | None]:
     """The folder every worker of a ``workers > 1`` server shares (None for one worker), as ``PROMETHEUS_MULTIPROC_DIR``.
 
     prometheus_client's multiprocess mode reads that variable when a process
     imports it, and KServe's workers are spawned fresh processes that inherit
-    the environment, so it is set here, before they start. A folder named by
-    the caller's ``PROMETHEUS_MULTIPROC_DIR`` is used and emptied of stale
-    ``*.db`` files and drift window (prometheus_client requires a clean folder
-    per server run); otherwise a private temporary folder is made and removed
-    at the end.
+    the environment, so it is set here, before they start (with
+    :data:`~kindml.monitoring.metrics.METRICS_DIR_ENV`, which is what tells
+    kindml's ``/metrics`` to sum the folder). ``given`` (the caller's
+    ``PROMETHEUS_MULTIPROC_DIR``, from
+    :func:`~kindml.monitoring.metrics.take_caller_metrics_dir`) is used and
+    emptied of stale ``*.db`` files and drift window (prometheus_client
+    requires a clean folder per server run); otherwise a private temporary
+    folder is made and removed at the end.
     """
+    from kindml.monitoring.metrics import METRICS_DIR_ENV, PROMETHEUS_DIR_ENVS
+
     if workers <= 1:
         yield None
         return
     from kindml.serving.launch import DRIFT_WINDOW_FILE
 
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
         folder = Path(given)
         folder.mkdir(parents=True, exist_ok=True)
@@ -177,12 +181,15 @@ def shared_state_dir(workers: int) -> Iterator[str | None]:
             stale.unlink(missing_ok=True)
     else:
         folder = Path(tempfile.mkdtemp(prefix="kindml-workers-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    for name in PROMETHEUS_DIR_ENVS:  # e.g. Feast's folder, if this process imported Feast already
+        os.environ.pop(name, None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[METRICS_DIR_ENV] = str(folder)
     try:
         yield str(folder)
     finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        os.environ.pop(METRICS_DIR_ENV, None)
         if not given:
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -194,7 +201,9 @@ def serve_foreground(predictor: Any, host: str, port: int, workers: int = 1) -> 
     :class:`~kindml.serving.launch.PredictorSpec`); run it inside
     :func:`shared_state_dir` so their metrics and drift window are shared.
     """
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    from kindml.monitoring.metrics import multiprocess_dir
+
+    if workers > 1 and not multiprocess_dir():
         raise ServingError("several workers need a shared metrics folder (PROMETHEUS_MULTIPROC_DIR) and none is set",
                            "Start it with `kindml serve run --workers N`, which sets one up.")
     if not port_free(host, port):

@@ -156,10 +156,12 @@ def test_exposition_over_worker_processes_equals_one_process(profile, tmp_path: 
 
     prof = tmp_path / "profile.json"
     prof.write_text(json.dumps(profile), encoding="utf-8")
-    base = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    from kindml.monitoring.metrics import METRICS_DIR_ENV, PROMETHEUS_DIR_ENVS
+
+    base = {k: v for k, v in os.environ.items() if k not in (*PROMETHEUS_DIR_ENVS, METRICS_DIR_ENV)}
     multi = tmp_path / "multiproc"
     multi.mkdir()
-    env = base | {"PROMETHEUS_MULTIPROC_DIR": str(multi)}
+    env = base | {"PROMETHEUS_MULTIPROC_DIR": str(multi), METRICS_DIR_ENV: str(multi)}  # as shared_state_dir sets them
     shared = str(multi / "window.bin")
     _run([str(prof), shared, "no", "1:300"], env)
     _run([str(prof), shared, "no", "2:250"], env)
