@@ -204,7 +204,7 @@ def serve_foreground(predictor: Any, host: str, port: int, workers: int = 1) -> 
     from kindml.monitoring.metrics import multiprocess_dir
 
     if workers > 1 and not multiprocess_dir():
-        raise ServingError("several workers need a shared metrics folder (PROMETHEUS_MULTIPROC_DIR) and none is set",
+        raise ServingError("several workers need a shared metrics folder and none was set up (KINDML_METRICS_DIR is unset)",
                            "Start it with `kindml serve run --workers N`, which sets one up.")
     if not port_free(host, port):
         raise ServingError(f"port {port} on {host} is already in use", "Pick another with --port, or stop what is listening there (`kindml serve stop`).")
