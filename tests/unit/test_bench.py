@@ -457,7 +457,7 @@ def test_every_variant_name_of_the_issue_is_known() -> None:
         "torch_eager", "ort_fp32_basic", "ort_fp32_extended", "ort_fp32_all", "ort_int8_dynamic",
         "ort_int8_static_qdq", "ort_int8_static_qop", "ort_fp16", "trt_fp16", "trt_int8",
         "ort_ts_fp32", "ort_ts_int8_dynamic", "ort_ts_int8_static_qdq",
-        "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq",
+        "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq", "ort_fused_int8_smooth",
     }  # fmt: skip
     assert all(s.repeats >= 5 for s in SUITE_SETTINGS.values())
     assert SUITE_SETTINGS["full"].batches == (1, 8, 32, 128)

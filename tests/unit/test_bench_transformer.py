@@ -336,7 +336,7 @@ def test_registry_tags_of_a_generic_choice() -> None:
 
 def test_transformer_variants_run_only_on_minilm() -> None:
     fused = [v for v in VARIANTS if is_transformer_variant(v)]
-    assert set(fused) == {"ort_ts_fp32", "ort_ts_int8_dynamic", "ort_ts_int8_static_qdq", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq"}
+    assert set(fused) == {"ort_ts_fp32", "ort_ts_int8_dynamic", "ort_ts_int8_static_qdq", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq", "ort_fused_int8_smooth"}
     assert all(variant_applies(v, "minilm_l6") and not variant_applies(v, "digits_cnn") for v in fused)
     quick = SUITE_SETTINGS["quick"]
     assert "ort_fused_int8_static_qdq" in quick.variants_for("minilm_l6") and "ort_fp32_basic" not in quick.variants_for("minilm_l6")

@@ -31,6 +31,7 @@ Weights = Literal[
     "fused_fp32",
     "fused_int8_dynamic",
     "fused_int8_qdq",
+    "fused_int8_smooth",
 ]
 
 # Platform models the transformer family applies to (an encoder with attention heads and a mask input);
@@ -65,6 +66,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("ort_fused_fp32", "ort", "fused_fp32", "fp32", "all", "ORT FP32 after ORT's transformer optimizer (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm)"),
         Variant("ort_fused_int8_dynamic", "ort", "fused_int8_dynamic", "int8", "all", "ORT INT8 dynamic on the fused graph (QAttention, DynamicQuantizeMatMul)"),
         Variant("ort_fused_int8_static_qdq", "ort", "fused_int8_qdq", "int8", "all", "ORT INT8 static QDQ on the fused graph: MatMul inputs only, mask path excluded, U8S8 per-channel, MinMax"),
+        Variant("ort_fused_int8_smooth", "ort", "fused_int8_smooth", "int8", "all", "ORT INT8 dynamic on the fused graph after SmoothQuant of the LayerNorm-fed inputs, most sensitive MatMuls kept FP32 (kindml.bench.smoothing)"),
         Variant("trt_fp16", "trt", "fp32", "fp16", None, "TensorRT EP with FP16 enabled, engine cache on"),
         Variant("trt_int8", "trt", "int8_qdq_symmetric", "int8", None, "TensorRT EP, explicit INT8 from a symmetric QDQ model, engine cache on"),
     )
@@ -119,7 +121,7 @@ class SuiteSettings:
 
 
 _CPU_CORE = ("torch_eager", "ort_fp32_basic", "ort_fp32_extended", "ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq")
-_TRANSFORMER = ("ort_ts_fp32", "ort_ts_int8_dynamic", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq")
+_TRANSFORMER = ("ort_ts_fp32", "ort_ts_int8_dynamic", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq", "ort_fused_int8_smooth")
 
 SUITE_SETTINGS: dict[str, SuiteSettings] = {
     "quick": SuiteSettings(

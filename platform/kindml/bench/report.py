@@ -244,7 +244,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def _profile_lines(prof: dict[str, Any]) -> list[str]:
-    cols = [v for v in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq") if isinstance(prof.get(v), dict) and "ops" in prof[v]]
+    cols = [v for v in ("ort_fp32_all", "ort_int8_dynamic", "ort_int8_static_qdq", "ort_fused_fp32", "ort_fused_int8_dynamic", "ort_fused_int8_static_qdq", "ort_fused_int8_smooth") if isinstance(prof.get(v), dict) and "ops" in prof[v]]
     if not cols:
         return []
     order: list[str] = []

@@ -271,6 +271,7 @@ PROFILED: tuple[tuple[str, str], ...] = (
     ("fused_fp32", "ort_fused_fp32"),
     ("fused_int8_dynamic", "ort_fused_int8_dynamic"),
     ("fused_int8_qdq", "ort_fused_int8_static_qdq"),
+    ("fused_int8_smooth", "ort_fused_int8_smooth"),
 )
 
 

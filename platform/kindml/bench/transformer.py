@@ -13,7 +13,9 @@ MiniLM variants) and by a capstone's quantize step (:func:`choose_onnx_variant`)
   type ``bert``): Attention, SkipLayerNormalization, BiasGelu,
   EmbedLayerNormalization. The *raw* 2-D attention mask is kept (not ORT's
   default 1-D mask index, which silently assumes right padding), so a fused
-  graph is correct whatever side the tokenizer pads.
+  graph is correct whatever side the tokenizer pads. Its callers then undo two
+  fusions whose ORT CPU kernels are slower than the plain operators
+  (:func:`kindml.bench.graph_rewrites.split_slow_cpu_kernels`).
 - :func:`quantize_dynamic_model`: ``quantize_dynamic`` (S8 per-channel weights;
   on a fused graph Attention becomes QAttention) after ``quant_pre_process``.
 - :func:`quantize_static_model`: static QDQ that works on transformers. The
@@ -527,7 +529,7 @@ def choose_onnx_variant(
       INT8 dynamic and static QDQ of the file as it is.
 
     Candidates: ``ort_fp32_all`` (the file as given), ``ort_int8_dynamic``, and with ``transformer``
-    ``ort_fused_fp32``, ``ort_fused_int8_dynamic``, ``ort_fused_int8_static_qdq`` (else
+    ``ort_fused_fp32`` (fused, then ``split_slow_cpu_kernels``), ``ort_fused_int8_dynamic``, ``ort_fused_int8_static_qdq`` (else
     ``ort_int8_static_qdq``). All are timed interleaved at ``batches`` with ``threads`` intra-op
     threads. Writes ``out_dir/model.onnx`` (the choice; the source's metadata kept plus
     ``kindml.quantization``) and ``out_dir/quantization.json`` (every candidate's figures, the fusion
@@ -546,6 +548,7 @@ def choose_onnx_variant(
     import onnxruntime as ort
 
     from kindml.bench.catalog import CPU_EP, VARIANTS
+    from kindml.bench.graph_rewrites import split_slow_cpu_kernels
     from kindml.bench.machine import read_cpuinfo
     from kindml.bench.measure import measure_interleaved, speedup
     from kindml.bench.quantize import QUANTIZATION_FILE
@@ -580,7 +583,9 @@ def choose_onnx_variant(
         assert transformer is not None
         counts = fuse(fp32_path, fused_path, int(transformer["num_heads"]), int(transformer["hidden_size"]), transformer.get("model_type", "bert"))
         fusion.update(fusion_summary(counts) | {"counts": counts})
-        if not fusion["attention"]:
+        if fusion["attention"]:
+            fusion["split_after_fusion"] = split_slow_cpu_kernels(fused_path)
+        else:
             blockers = fusion_blockers(fp32_path)
             fusion["blockers"] = blockers
             raise BenchmarkError(f"ORT's transformer optimizer fused no Attention in {fp32_path.name}: {fusion['fused']}" + (f" ({blockers[0]})" if blockers else ""),

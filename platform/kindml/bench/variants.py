@@ -139,6 +139,7 @@ class VariantFiles:
     def _build_transformer(self, weights: str, out: Path) -> Path:
         """The TorchScript export, its fusion and their INT8 variants (kindml.bench.transformer)."""
         from kindml.bench import transformer as tf
+        from kindml.bench.graph_rewrites import split_slow_cpu_kernels
 
         info = self.case.transformer
         if info is None:
@@ -153,11 +154,16 @@ class VariantFiles:
         if weights == "fused_fp32":
             counts = tf.fuse(self.get("ts_fp32"), out, int(info["num_heads"]), int(info["hidden_size"]), info.get("model_type", "bert"))
             summary = tf.fusion_summary(counts)
-            self._recipes[weights] = {"api": "onnxruntime.transformers.optimizer.optimize_model", "model_type": info.get("model_type", "bert"), "attention_mask": "raw 2-D mask kept"} | summary
+            split = split_slow_cpu_kernels(out)
+            self._recipes[weights] = {"api": "onnxruntime.transformers.optimizer.optimize_model", "model_type": info.get("model_type", "bert"), "attention_mask": "raw 2-D mask kept"} | summary | {"split_after_fusion": split}
             return out
         src = self.get("fused_fp32" if weights.startswith("fused_") else "ts_fp32")
         if weights.endswith("int8_dynamic"):
             self._recipes[weights] = tf.quantize_dynamic_model(src, out)
+        elif weights == "fused_int8_smooth":
+            from kindml.bench.smoothing import quantize_smooth_model
+
+            self._recipes[weights] = quantize_smooth_model(src, out, self.case.calibration_chunks())
         else:
             self._recipes[weights] = tf.quantize_static_model(src, out, self.case.calibration_chunks(), info.get("mask_inputs"))
         return out
