@@ -156,7 +156,8 @@ def test_smoothing_keeps_the_fp32_function_and_flattens_the_outlier_channel() ->
 def test_smooth_int8_excludes_the_node_it_ranks_most_sensitive(tmp_path: Path) -> None:
     import onnx
 
-    from kindml.bench.smoothing import cosine_loss, quantize_smooth_model
+    from kindml.bench.smoothing import quantize_smooth_model
+    from kindml.bench.transformer import cosine_loss
 
     onnx.save(_encoder_block(), str(tmp_path / "fp32.onnx"))
     calib = [_x(8, seed=s) for s in (5, 6)]

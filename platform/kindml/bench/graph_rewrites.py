@@ -27,9 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kindml.bench.transformer import MS_DOMAIN
 from kindml.errors import BenchmarkError
 
-MS_DOMAIN = "com.microsoft"
 LAYER_NORM_OPSET = 17  # ONNX LayerNormalization
 
 

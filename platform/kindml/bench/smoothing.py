@@ -152,14 +152,6 @@ def smooth(model: Any, calib_feeds: Sequence[Mapping[str, np.ndarray]], alpha: f
     }
 
 
-def cosine_loss(output: np.ndarray, reference: np.ndarray) -> float:
-    """1 - mean row cosine (outputs flattened per row)."""
-    a = np.asarray(output, np.float64).reshape(len(output), -1)
-    b = np.asarray(reference, np.float64).reshape(len(reference), -1)
-    cos = (a * b).sum(axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return float(1.0 - cos.mean())
-
-
 def _first_outputs(path: Path | bytes, calib_feeds: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
     sess = _session(path if isinstance(path, bytes) else Path(path).read_bytes())
     return np.concatenate([np.asarray(sess.run(None, dict(f))[0]) for f in calib_feeds], axis=0)
@@ -189,7 +181,7 @@ def quantize_smooth_model(
     """
     import onnx
 
-    from kindml.bench.transformer import _preprocess, _quiet
+    from kindml.bench.transformer import _preprocess, _quiet, cosine_loss
 
     if not calib_feeds:
         raise BenchmarkError("the smooth INT8 recipe needs calibration inputs", "Pass a few batches of real inputs (e.g. 64 tokenised sentences).")
@@ -220,7 +212,9 @@ def quantize_smooth_model(
             "preprocess": note,
         }
         if loss_all > target_loss and max_excluded > 0:
-            candidates = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in QUANTIZED_OPS and n.name]
+            pre_model = onnx.load(str(pre))
+            weights = set(_initializers(pre_model))  # only nodes quantize_dynamic quantizes (constant weight)
+            candidates = [n.name for n in pre_model.graph.node if n.op_type in QUANTIZED_OPS and n.name and len(n.input) > 1 and n.input[1] in weights]
             ranked: list[tuple[float, str]] = []
             with _quiet():
                 for name in candidates:
