@@ -86,11 +86,17 @@ def test_drift_alerts_fire_for_drifted_traffic_and_not_for_clean(stack):
     assert {"log_amount", "merchant_category"} <= feats and "is_night" not in feats
     assert fired["KindmlFeatureDrift"]["labels"]["model"] == MODEL and fired["KindmlFeatureDrift"]["labels"]["severity"] == "warning"
     assert float(fired["KindmlPredictionDrift"]["value"]) > 0.2
-    # the clean version has been scraped all along, for longer than `for:` -- nothing pending or firing for it
+    # the clean version has been scraped all along. Its first scrape can land up to one scrape interval after the
+    # drifted one's, so wait (bounded) until it has been seen for longer than `for:` plus one evaluation; by then
+    # anything true for it would be pending or firing -- and nothing may be.
     for_s = int(profile_values("local")["for_feature_drift"].rstrip("s"))
-    clean_since = prom.query('timestamp(kindml_feature_drift{version="clean",feature="log_amount",method="psi"}) - '
-                             'min_over_time(timestamp(kindml_feature_drift{version="clean",feature="log_amount",method="psi"})[5m:1s])')
-    assert clean_since and float(clean_since[0]["value"][1]) >= for_s, clean_since
+    series = 'kindml_feature_drift{version="clean",feature="log_amount",method="psi"}'
+
+    def clean_seen_for():
+        got = prom.query(f"timestamp({series}) - min_over_time(timestamp({series})[5m:1s])")
+        return got if got and float(got[0]["value"][1]) >= for_s + 2 else None
+
+    assert prom.wait_for(clean_seen_for, timeout=15), prom.query(f"timestamp({series})")
     assert [a for a in prom.alerts() if a["labels"].get("version") == "clean"] == []
     assert time.monotonic() - started < 60
 
