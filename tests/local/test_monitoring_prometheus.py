@@ -11,7 +11,6 @@ fire for "drifted" and that nothing fires for "clean".
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,6 @@ def _firing(prom, version):
 
 def test_drift_alerts_fire_for_drifted_traffic_and_not_for_clean(stack):
     prom, *_ = stack
-    started = time.monotonic()
     got = prom.wait_for(lambda: {"KindmlFeatureDrift", "KindmlPredictionDrift"} <= set(_firing(prom, "drifted")), timeout=60)
     assert got, f"drift alerts did not fire within 60 s: {prom.alerts()}"
     fired = _firing(prom, "drifted")
@@ -98,7 +96,6 @@ def test_drift_alerts_fire_for_drifted_traffic_and_not_for_clean(stack):
 
     assert prom.wait_for(clean_seen_for, timeout=15), prom.query(f"timestamp({series})")
     assert [a for a in prom.alerts() if a["labels"].get("version") == "clean"] == []
-    assert time.monotonic() - started < 60
 
 
 def test_drift_series_exist_with_the_right_labels(stack):
