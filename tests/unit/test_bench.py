@@ -59,6 +59,7 @@ def test_cpuinfo_zen4() -> None:
     assert cpu.isa == {"avx2": True, "avx512": True, "vnni": True, "amx": False}
     assert "avx512_vnni" in cpu.flags and "fpu" not in cpu.flags  # only the ISA flags that matter
     assert cpu.slug == "amd-epyc-9r14-96-core"
+    assert cpu.u8s8_saturates is False  # VNNI: ORT's U8 x S8 kernels do not saturate, no reduce_range
 
 
 def test_cpuinfo_amx_and_avx_vnni() -> None:
@@ -66,14 +67,19 @@ def test_cpuinfo_amx_and_avx_vnni() -> None:
     assert cpu.isa == {"avx2": True, "avx512": True, "vnni": True, "amx": True}
     assert {"amx_tile", "amx_int8", "amx_bf16", "avx_vnni", "avx512_fp16"} <= set(cpu.flags)
     assert cpu.slug == "intel-xeon-platinum-8488c"
+    assert cpu.u8s8_saturates is False
 
 
 def test_cpuinfo_avx2_only_and_empty() -> None:
     cpu = parse_cpuinfo(AVX2_ONLY)
     assert cpu.isa == {"avx2": True, "avx512": False, "vnni": False, "amx": False}
     assert cpu.slug == "intel-core-i7-8700"
+    assert cpu.u8s8_saturates is True  # AVX2 without VNNI: VPMADDUBSW saturates, quantize with reduce_range
+    skylake_x = parse_cpuinfo(AVX2_ONLY.replace("f16c", "f16c avx512f avx512bw avx512vl"))
+    assert skylake_x.isa["avx512"] and skylake_x.u8s8_saturates is True  # AVX-512 without VNNI saturates too
     empty = parse_cpuinfo("", logical_cpus=3)
     assert empty.flags == () and empty.logical_cpus == 3 and empty.model
+    assert empty.u8s8_saturates is False  # no x86 integer kernels to worry about (e.g. ARM)
 
 
 def test_cpu_slug_is_filename_safe() -> None:

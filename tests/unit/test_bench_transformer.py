@@ -102,6 +102,7 @@ def test_static_recipe_keeps_the_mask_path_and_matmul_outputs_in_fp32(tmp_path: 
     import onnxruntime as ort
     from onnx import numpy_helper
 
+    from kindml.bench.machine import read_cpuinfo
     from kindml.bench.transformer import quantize_static_model
     from kindml.bench.variants import largest_activation_scales
 
@@ -109,6 +110,7 @@ def test_static_recipe_keeps_the_mask_path_and_matmul_outputs_in_fp32(tmp_path: 
     onnx.save(_attention_block(), str(src))
     dst = tmp_path / "block.qdq.onnx"
     recipe = quantize_static_model(src, dst, [_feeds(16, 1), _feeds(16, 2)])
+    assert recipe["reduce_range"] is read_cpuinfo().u8s8_saturates  # 7-bit weights only where U8 x S8 saturates
     assert recipe["excluded_mask_path_nodes"] == 6 and recipe["excluded_activation_matmuls"] == 2
     assert recipe["calibration_samples"] == 32 and recipe["quantize_matmul_outputs"] is False
     q = onnx.load(str(dst))

@@ -57,6 +57,17 @@ class CpuInfo:
         }
 
     @property
+    def u8s8_saturates(self) -> bool:
+        """True where ONNX Runtime's U8 x S8 integer kernels can saturate: x86 with AVX2 but no VNNI.
+
+        Without VNNI, MLAS multiplies U8 activations by S8 weights with ``VPMADDUBSW``,
+        whose 16-bit pair sums saturate; ORT's quantization guide recommends
+        ``reduce_range`` (7-bit weights) on such CPUs and says it is not needed with VNNI.
+        """
+        isa = self.isa
+        return isa["avx2"] and not isa["vnni"]
+
+    @property
     def slug(self) -> str:
         return cpu_slug(self.model)
 
