@@ -124,12 +124,19 @@ def test_static_recipe_keeps_the_mask_path_and_matmul_outputs_in_fp32(tmp_path: 
             assert all(producers[i].op_type == "DequantizeLinear" for i in n.input), n.name
             w_dq = producers[n.input[1]]
             assert consts[w_dq.input[1]].shape == (H,)  # per-channel weight scales
+            # 7-bit weights exactly when reduce_range is on; 8-bit otherwise
+            assert bool(np.abs(consts[w_dq.input[0]].astype(int)).max() <= 64) is recipe["reduce_range"], n.name
     assert all(s["scale"] < 1.0 for s in largest_activation_scales(dst))  # no mask-sized (1e36) scale
     feeds = _feeds(8, 3)
     fp32 = ort.InferenceSession(str(src), providers=[CPU_EP]).run(None, feeds)[0]
     int8 = ort.InferenceSession(str(dst), providers=[CPU_EP]).run(None, feeds)[0]
     cos = np.sum(fp32 * int8) / (np.linalg.norm(fp32) * np.linalg.norm(int8))
     assert cos > 0.99
+    # the other setting, asked for explicitly, is honoured and recorded whatever this CPU is
+    other = quantize_static_model(src, tmp_path / "other.qdq.onnx", [_feeds(16, 1), _feeds(16, 2)], reduce_range=not recipe["reduce_range"])
+    assert other["reduce_range"] is not recipe["reduce_range"]
+    w = [numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "other.qdq.onnx")).graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert w and (max(int(np.abs(a.astype(int)).max()) for a in w) <= 64) is other["reduce_range"]
 
 
 def test_fusion_summary_of_fused_and_unfused_graphs() -> None:
